@@ -1,0 +1,1 @@
+"""Platform adapters: translate platform events to core invocations and results back."""

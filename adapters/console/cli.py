@@ -1,0 +1,85 @@
+"""The ``console`` and ``demo`` subcommands (SPEC §7), registered through the
+``ideogram_bot.adapters`` entry point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from adapters.console.adapter import ConsoleAdapter
+from bot.app import BotApp
+from bot.config import Settings
+
+#: The demo's input photograph (CC0; see assets/README.md).
+DEMO_PHOTO = Path(__file__).resolve().parent / "assets" / "coffee.jpg"
+
+
+def demo_script(photo: Path) -> list[str]:
+    """The scripted tour of the main job: imagine, U1, V1, re-roll, remix, describe, usage."""
+    return [
+        "/imagine a lighthouse on a rocky cliff at dusk, oil painting --ar 16:9 --n 4 --seed 1234",
+        "U1",
+        "V1",
+        "🔄",
+        f'/remix "{photo}" the same cup as a watercolor sketch --weight 40',
+        f'/describe "{photo}"',
+        "Imagine 1",
+        "/usage",
+        "/history 5",
+    ]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``console`` and ``demo`` to the ``ideogram-bot`` command line."""
+    console = subparsers.add_parser("console", help="type the bot's commands in a terminal")
+    console.add_argument("--script", type=Path, help="run commands from FILE, one a line")
+    console.add_argument("--out", type=Path, default=Path("out"), help="where images are saved")
+    console.set_defaults(run=run_console)
+
+    demo = subparsers.add_parser("demo", help="a scripted tour on the offline engine")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="where images are saved")
+    demo.set_defaults(run=run_demo)
+
+
+def _quiet_logs() -> None:
+    """In a terminal session the operator is the user: keep INFO lines out of the dialogue
+    unless ``LOG_LEVEL`` asks for them."""
+    if "LOG_LEVEL" not in os.environ:
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+async def run_console(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the console adapter; with ``--script`` exit 1 if any line failed."""
+    _quiet_logs()
+    async with BotApp(settings) as app:
+        adapter = ConsoleAdapter(app.engine, out_dir=args.out)
+        if args.script:
+            failures = await adapter.run_script(args.script)
+            return 1 if failures else 0
+        await adapter.interactive()
+        return 0
+
+
+async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the tour on the offline engine (whatever the API key) in ``data/demo``."""
+    _quiet_logs()
+    demo_settings = settings.model_copy(
+        update={
+            "ideogram_api_key": None,
+            "data_dir": settings.data_dir / "demo",
+            "database_path": settings.data_dir / "demo" / "bot.sqlite3",
+        }
+    )
+    async with BotApp(demo_settings) as app:
+        adapter = ConsoleAdapter(app.engine, out_dir=args.out)
+        for line in demo_script(DEMO_PHOTO):
+            await adapter.run_line(line)
+        adapter.say("")
+        adapter.say(f"The demo saved {len(adapter.saved)} images:")
+        for path in adapter.saved:
+            adapter.say(f"  {path}")
+        return 1 if adapter.failures or not adapter.saved else 0

@@ -1,0 +1,6 @@
+"""ideogram-bot's platform-neutral core: commands, jobs, the Ideogram client, the offline engine.
+
+This package never imports a chat platform library or ``adapters`` (STYLE.md, "The shape").
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,95 @@
+"""The composition root: builds every resource from one :class:`~bot.config.Settings`.
+
+``async with BotApp(settings) as app:`` opens the database (applying migrations), the image
+store, one aiohttp session, the offline engine when no API key is set, the Ideogram client and
+the engine, and closes them in reverse order (STYLE.md, "The shape"). Nothing is built at
+import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from types import TracebackType
+
+import aiohttp
+
+from bot import messages
+from bot.config import Settings
+from bot.engine import Engine
+from bot.ideogram.client import IdeogramClient
+from bot.image_store import ImageStore
+from bot.offline import OfflineIdeogram
+from storage import Database
+
+log = logging.getLogger(__name__)
+
+
+class BotApp:
+    """Owns the bot's resources for one process.
+
+    Attributes (after ``__aenter__``):
+        settings: the configuration.
+        db: the open database.
+        engine: the command engine, started (queued jobs of the last run resumed).
+        offline: the in-process offline engine, or ``None`` when an API key is set.
+        session: the shared aiohttp session (adapters may use it to fetch attachments).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._stack = contextlib.AsyncExitStack()
+        self.db: Database
+        self.engine: Engine
+        self.session: aiohttp.ClientSession
+        self.offline: OfflineIdeogram | None = None
+
+    async def __aenter__(self) -> BotApp:
+        try:
+            await self._open()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def _open(self) -> None:
+        settings = self.settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = await Database.open(settings.database_path)
+        self._stack.push_async_callback(self.db.close)
+        self.session = aiohttp.ClientSession()
+        self._stack.push_async_callback(self.session.close)
+
+        base_url = settings.ideogram_base_url
+        api_key = (
+            settings.ideogram_api_key.get_secret_value() if settings.ideogram_api_key else None
+        )
+        if settings.offline:
+            self.offline = OfflineIdeogram()
+            base_url = await self.offline.start()
+            self._stack.push_async_callback(self.offline.close)
+            log.warning(messages.OFFLINE_NOTICE)
+        client = IdeogramClient(
+            self.session,
+            base_url=base_url,
+            api_key=api_key,
+            auth=settings.ideogram_auth,
+            timeout_s=settings.ideogram_timeout_s,
+            max_retries=settings.ideogram_max_retries,
+            max_download_bytes=settings.ideogram_max_download_bytes,
+        )
+        self.engine = Engine(
+            db=self.db, store=ImageStore(settings.data_dir), client=client, settings=settings
+        )
+        resumed, interrupted = await self.engine.start()
+        self._stack.push_async_callback(self.engine.close)
+        if resumed or interrupted:
+            log.info("recovered jobs: %d queued resumed, %d interrupted", resumed, interrupted)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()

@@ -1,0 +1,99 @@
+"""The ``ideogram-bot`` command line (SPEC §7); also ``python -m bot``.
+
+The core's own subcommands are ``fake-ideogram`` and ``migrate``. Adapters add theirs
+(``console``, ``demo``, ``discord``, ``slack``) through the ``ideogram_bot.adapters`` entry-point
+group declared in ``pyproject.toml``: each entry is a ``register(subparsers)`` function that
+adds a subparser whose ``run`` default is ``async def run(args, settings) -> int``. That keeps
+the core free of adapter imports while one command line serves them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+
+log = logging.getLogger("bot")
+
+Runner = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+ENTRY_POINT_GROUP = "ideogram_bot.adapters"
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` (``LOG_LEVEL``) with timestamps and logger names."""
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiohttp's access log repeats every offline-engine request; keep it for DEBUG only.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def _run_fake_ideogram(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.offline.server import serve_forever
+
+    await serve_forever(args.host, args.port)
+    return 0
+
+
+async def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from storage import migrate_path
+
+    applied = await migrate_path(settings.database_path)
+    if applied:
+        print(f"Applied migrations {', '.join(map(str, applied))} to {settings.database_path}.")
+    else:
+        print(f"{settings.database_path} is up to date.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with the core's and every installed adapter's subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="ideogram-bot",
+        description="Ideogram 3.0 image generation for Discord, Slack and the terminal.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fake = sub.add_parser("fake-ideogram", help="run the offline engine as an HTTP server")
+    fake.add_argument("--host", default="127.0.0.1")
+    fake.add_argument("--port", type=int, default=8765)
+    fake.set_defaults(run=_run_fake_ideogram)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations and exit")
+    migrate.set_defaults(run=_run_migrate)
+
+    for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        register = entry.load()
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, build the settings once, run the subcommand; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Name the variables, never echo their values (they may be secrets).
+        names = ", ".join(str(err["loc"][0]).upper() for err in exc.errors() if err["loc"])
+        print(f"ideogram-bot: invalid configuration in {names}; see .env.example.", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    run: Runner = args.run
+    try:
+        return asyncio.run(run(args, settings))
+    except KeyboardInterrupt:
+        return 130

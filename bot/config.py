@@ -1,0 +1,85 @@
+"""Runtime configuration from the environment or a ``.env`` file (SPEC §6).
+
+:class:`Settings` is built once, in the composition root (:mod:`bot.app`), and passed down;
+nothing reads the environment at import time. Secrets are :class:`pydantic.SecretStr`, so they
+never appear in ``repr()``, logs or error messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class PriceTable(BaseSettings):
+    """Estimated USD prices (SPEC §4); override with ``PRICE_<FIELD>`` variables.
+
+    Per output image for generate/remix/reframe/replace-bg by rendering speed; ``transparent``
+    is added per image for ``generate-transparent``; the rest are per request image.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PRICE_", env_file=".env", extra="ignore")
+
+    flash: float = 0.03
+    turbo: float = 0.03
+    default: float = 0.06
+    quality: float = 0.09
+    transparent: float = 0.01
+    remove_bg: float = 0.01
+    upscale: float = 0.06
+    describe: float = 0.01
+
+
+class Settings(BaseSettings):
+    """Every variable of SPEC §6, plus a few operational knobs with safe defaults."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    ideogram_api_key: SecretStr | None = None
+    ideogram_base_url: str = "https://api.ideogram.ai"
+    ideogram_auth: Literal["api-key", "bearer"] = "api-key"
+    ideogram_max_in_flight: int = Field(default=10, ge=1, le=1000)
+    # Bounds for one API call and for result downloads (seconds / bytes).
+    ideogram_timeout_s: float = Field(default=180.0, gt=0)
+    ideogram_max_retries: int = Field(default=3, ge=0, le=10)
+    ideogram_max_download_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
+    max_user_active_jobs: int = Field(default=3, ge=0)
+
+    discord_token: SecretStr | None = None
+    discord_api_base_url: str = "https://discord.com/api/v10"
+    discord_guild_id: int | None = None
+
+    slack_bot_token: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    slack_port: int = 3000
+    slack_admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+
+    prices: PriceTable = Field(default_factory=PriceTable)
+
+    database_path: Path = Path("data/bot.sqlite3")
+    data_dir: Path = Path("data")
+    log_level: str = "INFO"
+
+    @field_validator("slack_admin_user_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @property
+    def offline(self) -> bool:
+        """True when no API key is set: the bot runs on the offline engine."""
+        return self.ideogram_api_key is None

@@ -1,0 +1,176 @@
+"""Every sentence the bot shows users, in one place (STYLE.md, habit 6).
+
+Text uses a light Markdown subset (``**bold**``, ``` `code` ```) that adapters convert to
+their platform's markup; keep each failure one sentence (DEVELOPERS: "one clear sentence").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bot.commands.grammar import FLAG_HELP
+from bot.commands.registry import COMMANDS
+from bot.types import Caption
+
+OFFLINE_NOTICE = (
+    "No IDEOGRAM_API_KEY is set: using the offline engine, which makes local placeholder "
+    "images. Set IDEOGRAM_API_KEY to generate with Ideogram."
+)
+
+# -- progress ---------------------------------------------------------------------------------
+
+
+def queued(position: int) -> str:
+    """Progress while waiting: 1-based queue position."""
+    if position <= 1:
+        return "Queued: you are next."
+    return f"Queued: position {position}."
+
+
+RUNNING = "Generating…"
+SUCCEEDED = "Done."
+CANCELLED = "Cancelled."
+
+# -- job failures (one sentence each; never the API's own text) -------------------------------
+
+SAFETY = (
+    "Ideogram's safety check blocked this prompt or image, so nothing was generated or charged."
+)
+RATE_LIMITED = (
+    "Ideogram is busy right now and asked us to slow down; nothing was charged — "
+    "please try again in a minute."
+)
+INVALID_REQUEST = "Ideogram refused these options as invalid; please check the flags and try again."
+AUTH = "The bot's Ideogram API key was refused; please ask a server admin to check the bot's setup."
+CREDITS = "The bot's Ideogram account is out of credits; please ask a server admin."
+SERVER_ERROR = (
+    "Ideogram failed while making this image; it was not re-sent automatically in case it ran, "
+    "so press 🔄 or run the command again to retry."
+)
+TIMEOUT = (
+    "Ideogram did not answer in time; it was not re-sent automatically in case it ran, "
+    "so press 🔄 or run the command again to retry."
+)
+DOWNLOAD = "The finished image could not be downloaded from Ideogram; please run the command again."
+INTERRUPTED = (
+    "This job was interrupted by a bot restart while Ideogram was working on it; it was not "
+    "charged twice — please run it again if you did not get the images."
+)
+ALL_WITHHELD = "Ideogram withheld every image of this job after its safety check."
+NOTHING_DESCRIBED = "Ideogram returned no description for this image."
+
+
+def unexpected(reference: str) -> str:
+    """The sentence for an unexpected error; ``reference`` ties it to the operator's log."""
+    return f"Something went wrong on our side (reference `{reference}`); please try again."
+
+
+def withheld_note(count: int, total: int) -> str:
+    """Caption note when some images were withheld by the safety check."""
+    if count == 1:
+        return f"1 of {total} images was withheld by Ideogram's safety check."
+    return f"{count} of {total} images were withheld by Ideogram's safety check."
+
+
+# -- refusals before any API call ------------------------------------------------------------
+
+NEEDS_IMAGE = "/{command} needs an image: attach a PNG, JPEG or WebP file."
+ONE_IMAGE = "/{command} takes one image; you gave {count}."
+NEEDS_RESOLUTION = "/reframe needs a target resolution, e.g. `1344x768`."
+CHANNEL_NOT_ALLOWED = (
+    "The bot is not enabled in this channel; a server admin can allow it with /settings."
+)
+BLOCKED_WORD = "This prompt contains a word this server has blocked (`{word}`)."
+SETTINGS_ADMIN_ONLY = (
+    "Only server admins can change settings; anyone can see them with `/settings show`."
+)
+USER_BUSY = "You already have {active} jobs queued or running; please wait for one to finish."
+DAILY_QUOTA = (
+    "That would exceed your daily quota: {used} of {limit} images used today (UTC); "
+    "it resets at midnight UTC."
+)
+BUDGET = (
+    "That would exceed this server's monthly budget: ${used:.2f} of ${limit:.2f} spent this "
+    "month (UTC)."
+)
+JOB_NOT_FOUND = "I can't find job `{job_id}`; `/history` lists your jobs."
+JOB_NO_IMAGE = "Job `{job_id}` has no image {index} to use."
+ACTION_STALE = "That button belongs to a job that no longer exists."
+ACTION_UNKNOWN = "That button is not one of mine."
+DUPLICATE_PRESS = "Already on it: job `{job_id}` is running for that button."
+DUPLICATE_REQUEST = "Already received: job `{job_id}`."
+UNKNOWN_COMMAND = "Unknown command `/{name}`.{hint} Commands: {names}."
+CANCELLED_BY_OWNER = "Cancelled by its owner."
+NOT_YOURS_TO_CANCEL = "Only the person who ran job `{job_id}` can cancel it."
+NOT_CANCELLABLE = "Job `{job_id}` has already finished."
+
+
+# -- captions ------------------------------------------------------------------------------
+
+
+def caption_lines(caption: Caption, mention: Callable[[str], str] = str) -> list[str]:
+    """Return the caption (SPEC §3) as Markdown-subset lines, first line the prompt.
+
+    Args:
+        caption: the facts.
+        mention: turns the requester's user id into the platform's mention text.
+    """
+    head = f"**{caption.prompt}**" if caption.prompt else f"**/{caption.command}**"
+    lines = [f"{head} — {mention(caption.requester_id)}"]
+    if caption.magic_prompt and caption.magic_prompt != caption.prompt:
+        lines.append(f"Magic prompt: {caption.magic_prompt}")
+    facts = []
+    if caption.seed is not None:
+        facts.append(f"seed {caption.seed}")
+    for label, value in (
+        ("speed", caption.speed),
+        ("style", caption.style),
+        ("ar", caption.aspect_ratio),
+    ):
+        if value:
+            facts.append(f"{label} {value.lower()}")
+    facts.append(f"job `{caption.job_id}`")
+    lines.append(" · ".join(facts))
+    if caption.note:
+        lines.append(caption.note)
+    return lines
+
+
+def caption_text(caption: Caption, mention: Callable[[str], str] = str) -> str:
+    """The caption as one Markdown-subset string."""
+    return "\n".join(caption_lines(caption, mention))
+
+
+# -- help ------------------------------------------------------------------------------------
+
+
+def help_text() -> str:
+    """``/help``: commands, flags and examples."""
+    lines = ["**Commands**"]
+    for spec in COMMANDS.values():
+        lines.append(f"`{spec.usage}` — {spec.summary}")
+    lines.append("")
+    lines.append("**Flags** (at the end of the prompt, e.g. `/imagine a fox --ar 16:9 --n 2`)")
+    for flag, description, values in FLAG_HELP:
+        suffix = f" ({values})" if values else ""
+        lines.append(f"`{flag}` — {description}{suffix}")
+    lines.append("")
+    lines.append(
+        "**Buttons** U1…U4 upscale · V1…V4 vary · 🔄 re-roll · Imagine n uses a description"
+    )
+    lines.append("**Examples**")
+    for spec in COMMANDS.values():
+        if spec.calls_api:
+            lines.append(f"`{spec.example}`")
+    return "\n".join(lines)
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> str:
+    """Render rows as aligned monospace lines inside a code block."""
+    if not rows:
+        return ""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    body = "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )
+    return f"```\n{body}\n```"

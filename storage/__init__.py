@@ -1,0 +1,92 @@
+"""SQLite storage of ideogram-bot: jobs, result images, the usage ledger, server settings.
+
+A small typed repository over aiosqlite (STYLE.md, "The shape"): :class:`Database` owns the one
+connection and applies versioned migrations at start-up; module-level async functions take the
+database first and return frozen records. This package never imports ``bot``.
+
+Typical use::
+
+    async with await Database.open(settings.database_path) as db:
+        outcome = await insert_job(db, new_job, limits=limits)
+"""
+
+from storage.db import (
+    DEFAULT_MIGRATIONS_DIR,
+    Database,
+    Migration,
+    MigrationError,
+    load_migrations,
+    migrate_path,
+)
+from storage.jobs import (
+    JobNotFoundError,
+    cancel_job,
+    count_active,
+    find_recent_press,
+    finish_job,
+    get_images,
+    get_job,
+    insert_job,
+    list_jobs_by_status,
+    mark_running,
+    recent_jobs,
+    set_message_ref,
+)
+from storage.records import (
+    ACTIVE_STATUSES,
+    JOB_STATUSES,
+    TERMINAL_STATUSES,
+    Charge,
+    ImageRecord,
+    JobRecord,
+    JobStatus,
+    NewImage,
+    NewJob,
+    ReserveLimits,
+    ReserveOutcome,
+    ReserveStatus,
+    UsageTotals,
+)
+from storage.settings import get_settings, reset_setting, set_setting
+from storage.usage import charge, ledger_by_job, server_totals, user_totals
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "DEFAULT_MIGRATIONS_DIR",
+    "JOB_STATUSES",
+    "TERMINAL_STATUSES",
+    "Charge",
+    "Database",
+    "ImageRecord",
+    "JobNotFoundError",
+    "JobRecord",
+    "JobStatus",
+    "Migration",
+    "MigrationError",
+    "NewImage",
+    "NewJob",
+    "ReserveLimits",
+    "ReserveOutcome",
+    "ReserveStatus",
+    "UsageTotals",
+    "cancel_job",
+    "charge",
+    "count_active",
+    "find_recent_press",
+    "finish_job",
+    "get_images",
+    "get_job",
+    "get_settings",
+    "insert_job",
+    "ledger_by_job",
+    "list_jobs_by_status",
+    "load_migrations",
+    "mark_running",
+    "migrate_path",
+    "recent_jobs",
+    "reset_setting",
+    "server_totals",
+    "set_message_ref",
+    "set_setting",
+    "user_totals",
+]

@@ -1,0 +1,434 @@
+"""Jobs and their result images: insert with limits, state changes, look-ups (SPEC §4).
+
+Every write is one transaction of :meth:`storage.db.Database.transaction`, so a check and the
+write it guards (request-key de-duplication, quota, budget, "only if still active") cannot be
+interleaved by another coroutine or process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import aiosqlite
+
+from storage.db import Database
+from storage.records import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Charge,
+    ImageRecord,
+    JobRecord,
+    NewImage,
+    NewJob,
+    ReserveLimits,
+    ReserveOutcome,
+)
+from storage.usage import insert_ledger_row
+
+__all__ = [
+    "JobNotFoundError",
+    "cancel_job",
+    "count_active",
+    "find_recent_press",
+    "finish_job",
+    "get_images",
+    "get_job",
+    "insert_job",
+    "list_jobs_by_status",
+    "mark_running",
+    "recent_jobs",
+    "set_message_ref",
+]
+
+# Float sums of prices (0.03 + 0.06 …) are compared with this slack, USD.
+_BUDGET_EPSILON = 1e-9
+
+_ACTIVE_JSON = json.dumps(list(ACTIVE_STATUSES))
+
+_INSERT_JOB = """
+INSERT INTO jobs (
+    id, seq, platform, server_id, channel_id, owner_id, command, action, parent_job_id,
+    parent_index, prompt, request_json, input_sha256, input_content_type, num_images,
+    rendering_speed, estimated_cost_usd, status, request_key, created_at
+) VALUES (
+    ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs), ?, ?, ?, ?, ?, ?, ?,
+    ?, ?, ?, ?, ?, ?,
+    ?, ?, 'queued', ?, ?
+)
+"""
+
+
+class JobNotFoundError(LookupError):
+    """No job has the given id."""
+
+
+async def insert_job(
+    db: Database, job: NewJob, *, limits: ReserveLimits | None = None
+) -> ReserveOutcome:
+    """Insert ``job`` as ``queued`` unless it is a duplicate delivery or a limit refuses it.
+
+    In one transaction, in this order:
+
+    1. ``job.request_key`` already used → ``duplicate`` with the existing job's id.
+    2. With ``limits`` (each skipped when its limit is 0):
+
+       a. the owner's active (queued/running) jobs on ``job.platform`` must be fewer than
+          ``max_user_active``, else ``user_busy`` (used = active jobs);
+       b. images charged to the owner on ``job.platform`` + ``job.server_id`` on
+          ``limits.day`` + ``num_images`` of the owner's active jobs there + ``job.num_images``
+          must be <= ``daily_quota``, else ``daily_quota`` (used = the first two terms);
+       c. USD charged to the server in ``limits.month`` + ``estimated_cost_usd`` of the
+          server's active jobs + ``job.estimated_cost_usd`` must be <= ``monthly_budget_usd``,
+          else ``budget`` (used = the first two terms).
+
+    3. Insert with the next ``seq``.
+
+    Args:
+        db: the database.
+        job: the job; ``job.request`` must be JSON-serialisable.
+        limits: limits to enforce atomically with the insert; ``None`` checks none.
+
+    Returns:
+        The outcome; only ``status == 'ok'`` inserted a row.
+
+    Raises:
+        sqlite3.IntegrityError: ``job.id`` exists already, or ``parent_job_id`` names no job.
+        TypeError: ``job.request`` is not JSON-serialisable.
+    """
+    request_json = json.dumps(job.request, ensure_ascii=False, sort_keys=True)
+    async with db.transaction() as conn:
+        if job.request_key is not None:
+            existing = await _one(
+                conn, "SELECT id FROM jobs WHERE request_key = ?", (job.request_key,)
+            )
+            if existing is not None:
+                return ReserveOutcome("duplicate", str(existing["id"]))
+        if limits is not None:
+            refusal = await _check_limits(conn, job, limits)
+            if refusal is not None:
+                return refusal
+        await conn.execute(
+            _INSERT_JOB,
+            (
+                job.id,
+                job.platform,
+                job.server_id,
+                job.channel_id,
+                job.owner_id,
+                job.command,
+                job.action,
+                job.parent_job_id,
+                job.parent_index,
+                job.prompt,
+                request_json,
+                job.input_sha256,
+                job.input_content_type,
+                job.num_images,
+                job.rendering_speed,
+                job.estimated_cost_usd,
+                job.request_key,
+                job.created_at,
+            ),
+        )
+    return ReserveOutcome("ok", job.id)
+
+
+async def _check_limits(
+    conn: aiosqlite.Connection, job: NewJob, limits: ReserveLimits
+) -> ReserveOutcome | None:
+    """Return the refusal of the first limit ``job`` would break, or ``None`` if all allow it."""
+    if limits.max_user_active > 0:
+        row = await _one(
+            conn,
+            "SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND platform = ?"
+            " AND status IN (SELECT value FROM json_each(?))",
+            (job.owner_id, job.platform, _ACTIVE_JSON),
+        )
+        active = int(row[0]) if row is not None else 0
+        if active >= limits.max_user_active:
+            return ReserveOutcome("user_busy", job.id, active, limits.max_user_active)
+    if limits.daily_quota > 0:
+        row = await _one(
+            conn,
+            """
+            SELECT
+                (SELECT COALESCE(SUM(images), 0) FROM usage_ledger
+                  WHERE platform = ? AND server_id = ? AND user_id = ? AND day = ?)
+              + (SELECT COALESCE(SUM(num_images), 0) FROM jobs
+                  WHERE owner_id = ? AND platform = ? AND server_id = ?
+                    AND status IN (SELECT value FROM json_each(?)))
+            """,
+            (
+                job.platform,
+                job.server_id,
+                job.owner_id,
+                limits.day,
+                job.owner_id,
+                job.platform,
+                job.server_id,
+                _ACTIVE_JSON,
+            ),
+        )
+        used_images = int(row[0]) if row is not None else 0
+        if used_images + job.num_images > limits.daily_quota:
+            return ReserveOutcome("daily_quota", job.id, used_images, limits.daily_quota)
+    if limits.monthly_budget_usd > 0:
+        row = await _one(
+            conn,
+            """
+            SELECT
+                (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_ledger
+                  WHERE platform = ? AND server_id = ? AND month = ?)
+              + (SELECT COALESCE(SUM(estimated_cost_usd), 0) FROM jobs
+                  WHERE platform = ? AND server_id = ?
+                    AND status IN (SELECT value FROM json_each(?)))
+            """,
+            (
+                job.platform,
+                job.server_id,
+                limits.month,
+                job.platform,
+                job.server_id,
+                _ACTIVE_JSON,
+            ),
+        )
+        spent = float(row[0]) if row is not None else 0.0
+        if spent + job.estimated_cost_usd > limits.monthly_budget_usd + _BUDGET_EPSILON:
+            return ReserveOutcome("budget", job.id, spent, limits.monthly_budget_usd)
+    return None
+
+
+async def get_job(db: Database, job_id: str) -> JobRecord | None:
+    """Return the job with id ``job_id``, or ``None`` if there is none."""
+    row = await db.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+    return JobRecord.from_row(row) if row is not None else None
+
+
+async def get_images(db: Database, job_id: str) -> list[ImageRecord]:
+    """Return the result images of ``job_id`` ordered by index (``[]`` if none or no job)."""
+    rows = await db.fetchall("SELECT * FROM job_images WHERE job_id = ? ORDER BY idx", (job_id,))
+    return [ImageRecord.from_row(r) for r in rows]
+
+
+async def mark_running(db: Database, job_id: str, *, now: float) -> bool:
+    """Move a ``queued`` job to ``running`` and set ``started_at = now`` (unix seconds).
+
+    Returns:
+        Whether the job changed: ``False`` if it does not exist or is not queued (already
+        running, finished, or cancelled while it waited).
+    """
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
+            (now, job_id),
+        )
+        changed = cursor.rowcount == 1
+        await cursor.close()
+    return changed
+
+
+async def finish_job(
+    db: Database,
+    job_id: str,
+    *,
+    status: str,
+    now: float,
+    error: str | None = None,
+    error_ref: str | None = None,
+    images: Sequence[NewImage] = (),
+    descriptions: Sequence[str] | None = None,
+    charge: Charge | None = None,
+) -> bool:
+    """Finish an active job: status, result images, describe results and charge, atomically.
+
+    Only a job that is still ``queued`` or ``running`` is finished; a cancelled or already
+    finished job is left exactly as it is. With ``charge``, a usage-ledger row is written for
+    the job's platform, server, owner and command (``INSERT OR IGNORE``: a job is charged at most
+    once) and ``jobs.cost_usd`` is set to the ledger's figure.
+
+    Args:
+        db: the database.
+        job_id: the job.
+        status: ``'succeeded'``, ``'failed'`` or ``'cancelled'``.
+        now: unix seconds, stored as ``finished_at`` (and ledger ``created_at``).
+        error: the user-facing sentence of a failure.
+        error_ref: the short reference id of an unexpected error.
+        images: result images, each ``idx`` once.
+        descriptions: ``/describe`` results, stored as a JSON list; ``None`` stores nothing.
+        charge: what to charge, or ``None`` (e.g. a request the API rejected, SPEC §4).
+
+    Returns:
+        Whether the job was finished; ``False`` if it does not exist or is no longer active.
+
+    Raises:
+        ValueError: ``status`` is not a terminal status.
+        sqlite3.IntegrityError: two images share an ``idx``; nothing is written.
+    """
+    if status not in TERMINAL_STATUSES:
+        raise ValueError(f"finish_job status must be one of {TERMINAL_STATUSES}, not {status!r}")
+    descriptions_json = (
+        json.dumps(list(descriptions), ensure_ascii=False) if descriptions is not None else None
+    )
+    async with db.transaction() as conn:
+        job = await _one(
+            conn,
+            "SELECT platform, server_id, owner_id, command FROM jobs"
+            " WHERE id = ? AND status IN (SELECT value FROM json_each(?))",
+            (job_id, _ACTIVE_JSON),
+        )
+        if job is None:
+            return False
+        await conn.execute(
+            "UPDATE jobs SET status = ?, finished_at = ?, error = ?, error_ref = ?,"
+            " descriptions_json = COALESCE(?, descriptions_json) WHERE id = ?",
+            (status, now, error, error_ref, descriptions_json, job_id),
+        )
+        if images:
+            await conn.executemany(
+                "INSERT INTO job_images (job_id, idx, sha256, content_type, width, height,"
+                " size_bytes, seed, prompt, is_image_safe) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        job_id,
+                        image.idx,
+                        image.sha256,
+                        image.content_type,
+                        image.width,
+                        image.height,
+                        image.size_bytes,
+                        image.seed,
+                        image.prompt,
+                        int(image.is_image_safe),
+                    )
+                    for image in images
+                ],
+            )
+        if charge is not None:
+            await insert_ledger_row(
+                conn,
+                job_id=job_id,
+                platform=job["platform"],
+                server_id=job["server_id"],
+                user_id=job["owner_id"],
+                day=charge.day,
+                month=charge.month,
+                command=job["command"],
+                images=charge.images,
+                cost_usd=charge.cost_usd,
+                now=now,
+            )
+    return True
+
+
+async def cancel_job(db: Database, job_id: str, *, now: float) -> str | None:
+    """Cancel a queued or running job (``finished_at = now``, unix seconds).
+
+    A running job's API call may still complete; :func:`finish_job` will then refuse to
+    overwrite the cancellation, so the caller decides whether to charge it with
+    :func:`storage.usage.charge`.
+
+    Returns:
+        The status the job had (``'queued'`` or ``'running'``), or ``None`` if it does not
+        exist or was not active (nothing changed).
+    """
+    async with db.transaction() as conn:
+        row = await _one(conn, "SELECT status FROM jobs WHERE id = ?", (job_id,))
+        if row is None or row["status"] not in ACTIVE_STATUSES:
+            return None
+        await conn.execute(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?", (now, job_id)
+        )
+        return str(row["status"])
+
+
+async def set_message_ref(db: Database, job_id: str, ref: dict[str, Any]) -> None:
+    """Store the adapter's reference to the posted result of ``job_id`` (replacing any).
+
+    Args:
+        db: the database.
+        job_id: the job.
+        ref: JSON-serialisable platform reference (channel and message ids, Slack ``ts`` …).
+
+    Raises:
+        JobNotFoundError: no job has this id.
+        TypeError: ``ref`` is not JSON-serialisable.
+    """
+    ref_json = json.dumps(ref, ensure_ascii=False, sort_keys=True)
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE jobs SET message_ref = ? WHERE id = ?", (ref_json, job_id)
+        )
+        changed = cursor.rowcount
+        await cursor.close()
+    if changed != 1:
+        raise JobNotFoundError(job_id)
+
+
+async def list_jobs_by_status(db: Database, statuses: Sequence[str]) -> list[JobRecord]:
+    """Return every job whose status is in ``statuses``, in insertion order (``seq``).
+
+    Used at start-up to resume or report queued and running jobs (SPEC §8).
+    """
+    rows = await db.fetchall(
+        "SELECT * FROM jobs WHERE status IN (SELECT value FROM json_each(?)) ORDER BY seq",
+        (json.dumps(list(statuses)),),
+    )
+    return [JobRecord.from_row(r) for r in rows]
+
+
+async def recent_jobs(db: Database, *, platform: str, owner_id: str, limit: int) -> list[JobRecord]:
+    """Return the newest ``limit`` jobs of ``owner_id`` on ``platform``, newest first (/history).
+
+    Ties on ``created_at`` are broken by insertion order (later first).
+    """
+    rows = await db.fetchall(
+        "SELECT * FROM jobs WHERE owner_id = ? AND platform = ?"
+        " ORDER BY created_at DESC, seq DESC LIMIT ?",
+        (owner_id, platform, limit),
+    )
+    return [JobRecord.from_row(r) for r in rows]
+
+
+async def find_recent_press(
+    db: Database, *, owner_id: str, parent_job_id: str, action: str, since: float
+) -> JobRecord | None:
+    """Return the newest job ``owner_id`` made by pressing ``action`` on ``parent_job_id``.
+
+    For double-click de-duplication (SPEC §3): a press that finds one shows that job instead of
+    starting another. This check and a later :func:`insert_job` are two transactions; for a race-
+    free guarantee give both presses the same ``NewJob.request_key``.
+
+    Args:
+        db: the database.
+        owner_id: who pressed.
+        parent_job_id: the job whose button was pressed.
+        action: the button (``'U1'``, ``'reroll'`` …).
+        since: unix seconds; only jobs created at or after it count.
+
+    Returns:
+        The newest such job, or ``None``.
+    """
+    row = await db.fetchone(
+        "SELECT * FROM jobs WHERE parent_job_id = ? AND owner_id = ? AND action = ?"
+        " AND created_at >= ? ORDER BY created_at DESC, seq DESC LIMIT 1",
+        (parent_job_id, owner_id, action, since),
+    )
+    return JobRecord.from_row(row) if row is not None else None
+
+
+async def count_active(db: Database, *, platform: str, owner_id: str) -> int:
+    """Return how many queued or running jobs ``owner_id`` has on ``platform``."""
+    row = await db.fetchone(
+        "SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND platform = ?"
+        " AND status IN (SELECT value FROM json_each(?))",
+        (owner_id, platform, _ACTIVE_JSON),
+    )
+    return int(row[0]) if row is not None else 0
+
+
+async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> aiosqlite.Row | None:
+    """Return the first row of a query on ``conn`` inside a transaction, or ``None``."""
+    rows = list(await conn.execute_fetchall(sql, params))
+    return rows[0] if rows else None

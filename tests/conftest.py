@@ -1,0 +1,153 @@
+"""Shared fixtures: the real engine on a temp database and data directory, against the offline
+engine over loopback HTTP (no mocks of our own code)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import BodyPartReader, MultipartReader
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
+from PIL import Image
+
+from adapters.console import ConsoleAdapter
+from bot.config import Settings
+from bot.engine import Engine
+from bot.ideogram.client import IdeogramClient
+from bot.image_store import ImageStore
+from bot.offline import OfflineIdeogram
+from storage import Database
+
+DEMO_PHOTO = Path(__file__).resolve().parents[1] / "adapters" / "console" / "assets" / "coffee.jpg"
+
+
+@pytest.fixture
+async def offline() -> AsyncIterator[OfflineIdeogram]:
+    """The offline engine on a free loopback port."""
+    engine = OfflineIdeogram()
+    await engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.close()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a test: temp storage, fast retries, no .env file."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        database_path=tmp_path / "data" / "bot.sqlite3",
+        ideogram_max_retries=2,
+    )
+
+
+def make_client(
+    session: aiohttp.ClientSession, offline: OfflineIdeogram, **kwargs: object
+) -> IdeogramClient:
+    """A client of the offline engine with near-zero backoff (tests assert the waits asked)."""
+    options: dict[str, object] = {"backoff_base_s": 0.01, "backoff_max_s": 0.05, "timeout_s": 5.0}
+    options.update(kwargs)
+    return IdeogramClient(
+        session,
+        base_url=offline.base_url,
+        api_key="test-key",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+class Harness:
+    """The real engine + console adapter on one database; :meth:`restart` opens a new engine
+    on the same database and data directory, as a process restart would."""
+
+    def __init__(
+        self, settings: Settings, session: aiohttp.ClientSession, offline: OfflineIdeogram
+    ) -> None:
+        self.settings = settings
+        self.session = session
+        self.offline = offline
+        self.db: Database
+        self.engine: Engine
+        self.console: ConsoleAdapter
+        self.output = io.StringIO()
+
+    async def open(self) -> Harness:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = await Database.open(self.settings.database_path)
+        client = make_client(self.session, self.offline)
+        self.engine = Engine(
+            db=self.db,
+            store=ImageStore(self.settings.data_dir),
+            client=client,
+            settings=self.settings,
+        )
+        await self.engine.start()
+        self.console = ConsoleAdapter(
+            self.engine, out_dir=self.settings.data_dir.parent / "out", stdout=self.output
+        )
+        return self
+
+    async def close(self) -> None:
+        await self.engine.close()
+        await self.db.close()
+
+    async def restart(self) -> None:
+        results = self.console.results
+        await self.close()
+        await self.open()
+        self.console.results = results  # the chat history stays on screen
+
+    @property
+    def api_calls(self) -> int:
+        """API requests the offline engine has received so far."""
+        return len(self.offline.requests)
+
+
+@pytest.fixture
+async def harness(
+    settings: Settings, session: aiohttp.ClientSession, offline: OfflineIdeogram
+) -> AsyncIterator[Harness]:
+    h = await Harness(settings, session, offline).open()
+    try:
+        yield h
+    finally:
+        await h.close()
+
+
+async def form_parts(body: bytes, content_type: str) -> dict[str, list[bytes]]:
+    """The parts of a recorded multipart body by name, read with aiohttp's MultipartReader."""
+    loop = asyncio.get_running_loop()
+    stream = StreamReader(BaseProtocol(loop), max(2**16, len(body)), loop=loop)
+    stream.feed_data(body)
+    stream.feed_eof()
+    parts: dict[str, list[bytes]] = {}
+    async for part in MultipartReader({"Content-Type": content_type}, stream):
+        assert isinstance(part, BodyPartReader) and part.name
+        parts.setdefault(part.name, []).append(bytes(await part.read(decode=False)))
+    return parts
+
+
+async def sent_field(recorded: object, name: str) -> str | None:
+    """One text field of a request the offline engine recorded (``None`` if absent)."""
+    parts = await form_parts(recorded.body, recorded.content_type)  # type: ignore[attr-defined]
+    values = parts.get(name)
+    return values[0].decode() if values else None
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: str = "red", fmt: str = "PNG") -> bytes:
+    """A small real image in ``fmt``."""
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, format=fmt)
+    return out.getvalue()

@@ -1,0 +1,231 @@
+"""The Ideogram client against the offline engine over loopback HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import aiohttp
+import pytest
+from PIL import Image
+
+from bot.errors import (
+    IdeogramAuthError,
+    IdeogramCreditsError,
+    IdeogramDownloadError,
+    IdeogramInvalidRequest,
+    IdeogramRateLimited,
+    IdeogramSafetyError,
+    IdeogramServerError,
+    IdeogramTimeout,
+)
+from bot.ideogram.client import IdeogramClient
+from bot.ideogram.models import (
+    AspectRatioV3,
+    GenerateRequestV3,
+    RenderingSpeed,
+    UpscaleInitialImageRequest,
+)
+from bot.images import prepare_input_image
+from bot.offline import OfflineIdeogram
+from tests.conftest import make_client, png_bytes
+
+
+async def test_generate_downloads_every_image_at_once(session, offline):
+    """generate returns decoded images of the requested shape with their seeds."""
+    client = make_client(session, offline)
+    images = await client.generate(
+        GenerateRequestV3(
+            prompt="a red fox",
+            aspect_ratio=AspectRatioV3.R_16x9,
+            num_images=2,
+            seed=7,
+            rendering_speed=RenderingSpeed.TURBO,
+        )
+    )
+    assert [i.index for i in images] == [0, 1]
+    for image in images:
+        assert image.content_type == "image/png"
+        assert image.data is not None
+        with Image.open(io.BytesIO(image.data)) as decoded:
+            assert decoded.size == (image.width, image.height)
+        assert image.width > image.height  # 16:9
+    assert images[0].seed == 7
+
+
+async def test_429_is_retried_honouring_retry_after(session, offline):
+    """Two 429s with Retry-After 2 s: the client waits ~2 s before each retry, then succeeds."""
+    offline.faults.rate_limit_next = 2
+    offline.faults.retry_after_s = 2.0
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = make_client(session, offline, sleep=record, backoff_max_s=30.0)
+    images = await client.generate(GenerateRequestV3(prompt="a fox"))
+    assert len(images) == 1
+    assert len(offline.requests) == 3
+    assert len(waits) == 2
+    assert all(2.0 <= w < 2.5 for w in waits), waits
+
+
+async def test_429_retries_are_bounded(session, offline):
+    """When 429s keep coming the client gives up with IdeogramRateLimited after max_retries."""
+    offline.faults.rate_limit_next = 10
+    offline.faults.retry_after_s = 0.0
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    client = make_client(session, offline, sleep=no_wait, max_retries=3)
+    with pytest.raises(IdeogramRateLimited) as caught:
+        await client.generate(GenerateRequestV3(prompt="a fox"))
+    assert caught.value.status == 429
+    assert len(offline.requests) == 4
+
+
+async def test_500_is_not_retried(session, offline):
+    """A 5xx may have run and been billed: exactly one request, IdeogramServerError."""
+    offline.faults.server_error_next = 1
+    client = make_client(session, offline)
+    with pytest.raises(IdeogramServerError) as caught:
+        await client.generate(GenerateRequestV3(prompt="a fox"))
+    assert caught.value.billed
+    assert len(offline.requests) == 1
+
+
+async def test_timeout_is_not_retried(session, offline):
+    """A hung call is cut at the timeout and not re-sent."""
+    offline.faults.hang_next = 1
+    client = make_client(session, offline, timeout_s=0.3)
+    with pytest.raises(IdeogramTimeout):
+        await client.generate(GenerateRequestV3(prompt="a fox"))
+    await asyncio.sleep(0)
+    assert len(offline.requests) == 1
+
+
+async def test_safety_rejection(session, offline):
+    """422 becomes IdeogramSafetyError carrying the API's own text."""
+    offline.faults.safety_reject_next = 1
+    client = make_client(session, offline)
+    with pytest.raises(IdeogramSafetyError) as caught:
+        await client.generate(GenerateRequestV3(prompt="a fox"))
+    assert caught.value.status == 422
+    assert "safety" in caught.value.api_message.lower()
+    assert not caught.value.billed
+
+
+async def test_invalid_request_carries_api_message(session, offline):
+    """400: the API's reason is kept for the log."""
+    client = make_client(session, offline)
+    with pytest.raises(IdeogramInvalidRequest) as caught:
+        await client.upscale(UpscaleInitialImageRequest(), _Part(b"not an image", "text/plain"))
+    assert caught.value.status == 400
+    assert caught.value.api_message
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (401, IdeogramAuthError),
+        (403, IdeogramAuthError),
+        (402, IdeogramCreditsError),
+        (400, IdeogramInvalidRequest),
+        (422, IdeogramSafetyError),
+        (503, IdeogramServerError),
+    ],
+)
+async def test_status_classes(session, status, error_class):
+    """Each documented status maps to its typed error (against a tiny loopback server)."""
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"error": f"status {status}"}, status=status)
+
+    app = web.Application()
+    app.router.add_post("/v1/ideogram-v3/generate", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        client = IdeogramClient(session, base_url=f"http://127.0.0.1:{port}", api_key="k")
+        with pytest.raises(error_class) as caught:
+            await client.generate(GenerateRequestV3(prompt="x"))
+        assert caught.value.api_message == f"status {status}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_wrong_key_is_an_auth_error(session):
+    """The offline engine with a key configured refuses another key with 401."""
+    async with OfflineIdeogram(api_key="right") as engine:
+        client = IdeogramClient(session, base_url=engine.base_url, api_key="wrong")
+        with pytest.raises(IdeogramAuthError):
+            await client.generate(GenerateRequestV3(prompt="x"))
+        good = IdeogramClient(session, base_url=engine.base_url, api_key="right", auth="bearer")
+        assert len(await good.generate(GenerateRequestV3(prompt="x"))) == 1
+
+
+async def test_withheld_image_has_no_bytes(session, offline):
+    """is_image_safe false / url null: that image is withheld, the others arrive."""
+    offline.faults.withhold_indices = {1}
+    client = make_client(session, offline)
+    images = await client.generate(GenerateRequestV3(prompt="a fox", num_images=3))
+    assert [i.withheld for i in images] == [False, True, False]
+    assert images[1].data is None and not images[1].is_image_safe
+
+
+async def test_images_are_fetched_before_their_url_expires(session):
+    """URLs live url_ttl_s; the client has the bytes already, and the URL is dead afterwards."""
+    async with OfflineIdeogram(url_ttl_s=0.5) as engine:
+        client = IdeogramClient(session, base_url=engine.base_url, api_key="k")
+        images = await client.generate(GenerateRequestV3(prompt="a fox"))
+        assert images[0].data is not None
+        async with session.post(
+            engine.base_url + "/v1/ideogram-v3/generate",
+            data=aiohttp.FormData({"prompt": "a fox"}, default_to_multipart=True),
+        ) as resp:
+            url = (await resp.json())["data"][0]["url"]
+        await asyncio.sleep(0.7)
+        with pytest.raises(IdeogramDownloadError):
+            await client.download(url)
+
+
+async def test_download_refuses_foreign_hosts(session, offline):
+    """Result images come only from the API host or Ideogram's image hosts (SPEC §8)."""
+    client = make_client(session, offline)
+    with pytest.raises(IdeogramDownloadError):
+        await client.download("http://203.0.113.9/evil.png")
+
+
+async def test_image_endpoints_round_trip(session, offline):
+    """remix, reframe, replace-bg, remove-bg, upscale and describe all answer in shape."""
+    from bot.ideogram.models import (
+        ReframeRequestV3,
+        RemixRequestV3,
+        ReplaceBackgroundRequestV3,
+        ResolutionV3,
+    )
+
+    client = make_client(session, offline)
+    photo = prepare_input_image(png_bytes((256, 256), "navy"), "photo.png")
+    remixed = await client.remix(RemixRequestV3(prompt="watercolor", image_weight=30), photo)
+    reframed = await client.reframe(ReframeRequestV3(resolution=ResolutionV3.R_1344x768), photo)
+    replaced = await client.replace_background(ReplaceBackgroundRequestV3(prompt="beach"), photo)
+    removed = await client.remove_background(photo)
+    upscaled = await client.upscale(UpscaleInitialImageRequest(prompt="crisp"), photo)
+    described = await client.describe(photo)
+    assert remixed[0].data and replaced[0].data and removed[0].data
+    assert (reframed[0].width, reframed[0].height) == (1344, 768)
+    assert (upscaled[0].width, upscaled[0].height) == (512, 512)
+    assert described and all(isinstance(t, str) and t for t in described)
+
+
+class _Part:
+    def __init__(self, data: bytes, content_type: str) -> None:
+        self.data = data
+        self.content_type = content_type
+        self.filename = "file.bin"

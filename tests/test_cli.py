@@ -1,0 +1,61 @@
+"""The command line as a newcomer runs it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("IDEOGRAM_", "DISCORD_", "SLACK_"))
+    }
+    env["LOG_LEVEL"] = "WARNING"
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_runs_the_tour_and_saves_real_pngs(tmp_path: Path):
+    """`ideogram-bot demo` with no tokens: exit 0, and every image it names exists and decodes."""
+    done = _run(["demo", "--out", str(tmp_path / "out")], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "offline engine" in done.stderr
+    paths = re.findall(r"saved (\S+\.png)", done.stdout)
+    assert len(paths) >= 10
+    for name in paths:
+        with Image.open(tmp_path / name if not Path(name).is_absolute() else name) as im:
+            im.load()
+    for command in ("/imagine", "U1", "V1", "🔄", "/remix", "/describe", "/usage", "/history"):
+        assert f"> {command}" in done.stdout
+    assert "✖" not in done.stdout
+
+
+def test_console_script_reports_failures_with_exit_code(tmp_path: Path):
+    script = tmp_path / "lines.txt"
+    script.write_text("/imagine a fox --n 1\n/imagine a fox --ar 16:8\n", encoding="utf-8")
+    done = _run(["console", "--script", str(script), "--out", str(tmp_path / "o")], cwd=tmp_path)
+    assert done.returncode == 1
+    assert "Did you mean" in done.stdout
+    assert list((tmp_path / "o").glob("*.png"))
+
+
+def test_migrate_creates_the_database(tmp_path: Path):
+    done = _run(["migrate"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "bot.sqlite3").exists()
+    again = _run(["migrate"], cwd=tmp_path)
+    assert "up to date" in again.stdout
