@@ -784,6 +784,19 @@ def _request_for(
     speed = opts.rendering_speed or server.default_speed
     magic = opts.magic_prompt or server.default_magic_prompt
     num = opts.num_images or server.default_num_images
+    # The fields generate and remix share, under the spec's names.
+    shared: dict[str, Any] = {
+        "prompt": prompt,
+        "seed": opts.seed,
+        "resolution": opts.resolution,
+        "rendering_speed": speed,
+        "magic_prompt": magic,
+        "negative_prompt": opts.negative_prompt,
+        "num_images": num,
+        "color_palette": opts.color_palette,
+        "style_type": opts.style_type or (None if opts.style_preset else server.default_style),
+        "style_preset": opts.style_preset,
+    }
     if command == "imagine":
         aspect = None if opts.resolution else (opts.aspect_ratio or server.default_aspect_ratio)
         if opts.transparent:
@@ -811,41 +824,15 @@ def _request_for(
                     num_images=num,
                 )
             )
-        return "generate", dump(
-            GenerateRequestV3(
-                prompt=prompt,
-                seed=opts.seed,
-                resolution=opts.resolution,
-                aspect_ratio=aspect,
-                rendering_speed=speed,
-                magic_prompt=magic,
-                negative_prompt=opts.negative_prompt,
-                num_images=num,
-                color_palette=opts.color_palette,
-                style_type=opts.style_type or (None if opts.style_preset else server.default_style),
-                style_preset=opts.style_preset,
-            )
-        )
+        return "generate", dump(GenerateRequestV3(**shared, aspect_ratio=aspect))
     assert image is not None
     if command == "remix":
         aspect = None
         if not opts.resolution:
+            # Remix crops the input to the aspect ratio: keep the photo's own shape by default.
             aspect = opts.aspect_ratio or _closest_aspect(image.width, image.height)
         return "remix", dump(
-            RemixRequestV3(
-                prompt=prompt,
-                image_weight=opts.image_weight,
-                seed=opts.seed,
-                resolution=opts.resolution,
-                aspect_ratio=aspect,
-                rendering_speed=speed,
-                magic_prompt=magic,
-                negative_prompt=opts.negative_prompt,
-                num_images=num,
-                color_palette=opts.color_palette,
-                style_type=opts.style_type or (None if opts.style_preset else server.default_style),
-                style_preset=opts.style_preset,
-            )
+            RemixRequestV3(**shared, aspect_ratio=aspect, image_weight=opts.image_weight)
         )
     if command == "describe":
         return "describe", dump(DescribeRequest())

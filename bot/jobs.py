@@ -19,9 +19,10 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from bot import messages
 from bot.config import PriceTable
@@ -168,7 +169,8 @@ class JobRunner:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._in_flight = 0
         self.peak_in_flight = 0
-        self._cond = asyncio.Condition()
+        self._changed = asyncio.Event()
+        self._background: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
@@ -207,7 +209,7 @@ class JobRunner:
 
     async def close(self) -> None:
         """Stop dispatching and cancel running jobs (they are failed on the next start)."""
-        tasks: list[asyncio.Task[None]] = list(self._running.values())
+        tasks: list[asyncio.Task[None]] = [*self._running.values(), *self._background]
         if self._dispatcher is not None:
             tasks.append(self._dispatcher)
         for task in tasks:
@@ -234,7 +236,7 @@ class JobRunner:
         )
         self._entries[job.id] = entry
         self._queue.push(entry)
-        self._wake()
+        self._changed.set()
         return entry.done
 
     def position(self, job_id: str) -> int | None:
@@ -260,7 +262,7 @@ class JobRunner:
         if entry is not None:
             await self._emit(entry, Progress(job_id, "cancelled", None, messages.CANCELLED))
             self._resolve(entry, "cancelled")
-            await self._publish_positions()
+            self._changed.set()
         return previous
 
     async def wait(self, job_id: str) -> str | None:
@@ -272,42 +274,41 @@ class JobRunner:
 
     # -- dispatching -----------------------------------------------------------------------
 
-    def _wake(self) -> None:
-        async def notify() -> None:
-            async with self._cond:
-                self._cond.notify_all()
-
-        if self._dispatcher is not None:
-            asyncio.get_running_loop().create_task(notify())
-
     def _fits(self) -> bool:
         head = self._queue.peek()
         return head is not None and self._in_flight + head.weight <= self.max_in_flight
 
     async def _dispatch_loop(self) -> None:
-        await self._publish_positions()
+        # One task starts jobs; submit, release and cancel only set ``_changed``. Clearing
+        # before looking is safe on one event loop: a set() after the clear wakes the wait.
         while True:
-            async with self._cond:
-                await self._cond.wait_for(self._fits)
+            self._changed.clear()
+            while self._fits():
                 entry = self._queue.pop()
                 self._in_flight += entry.weight
                 self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-            task = asyncio.create_task(self._run(entry), name=f"job-{entry.job_id}")
-            self._running[entry.job_id] = task
-            await self._publish_positions()
+                task = asyncio.create_task(self._run(entry), name=f"job-{entry.job_id}")
+                self._running[entry.job_id] = task
+            self._publish_positions()
+            await self._changed.wait()
 
-    async def _publish_positions(self) -> None:
+    def _publish_positions(self) -> None:
+        """Tell each queued job whose place changed; sent in the background so a slow platform
+        edit never holds up the queue."""
         for position, entry in enumerate(self._queue.order(), start=1):
             if entry.last_position != position:
                 entry.last_position = position
-                await self._emit(
-                    entry, Progress(entry.job_id, "queued", position, messages.queued(position))
-                )
+                progress = Progress(entry.job_id, "queued", position, messages.queued(position))
+                self._spawn(self._emit(entry, progress))
 
-    async def _release(self, entry: _Entry) -> None:
-        async with self._cond:
-            self._in_flight -= entry.weight
-            self._cond.notify_all()
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _release(self, entry: _Entry) -> None:
+        self._in_flight -= entry.weight
+        self._changed.set()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -333,7 +334,7 @@ class JobRunner:
             )
         finally:
             self._running.pop(entry.job_id, None)
-            await self._release(entry)
+            self._release(entry)
         self._resolve(entry, status)
         if entry.listener is None:
             await self._notify_finished(entry.job_id)
