@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     ideogram_timeout_s: float = Field(default=180.0, gt=0)
     ideogram_max_retries: int = Field(default=3, ge=0, le=10)
     ideogram_max_download_bytes: int = Field(default=40 * 1024 * 1024, gt=0)
-    max_user_active_jobs: int = Field(default=3, ge=0)
+    # Per user: jobs running at once, and jobs queued + running (0 = no limit).
+    max_user_running_jobs: int = Field(default=3, ge=0)
+    max_user_active_jobs: int = Field(default=25, ge=0)
 
     discord_token: SecretStr | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"

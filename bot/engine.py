@@ -14,6 +14,7 @@ Refusals raise :class:`~bot.errors.UserError` subclasses; adapters show their te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -127,6 +128,9 @@ class Engine:
         self.settings = settings
         self._clock = clock
         self._deliverers: dict[str, Deliver] = {}
+        # Results that finished unattended before their platform registered a deliverer.
+        self._undelivered: dict[str, list[str]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._press_lock = asyncio.Lock()
         self.runner = JobRunner(
             db=db,
@@ -134,20 +138,38 @@ class Engine:
             execute=self._execute,
             prices=settings.prices,
             max_in_flight=settings.ideogram_max_in_flight,
+            max_user_running=settings.max_user_running_jobs,
             on_finished=self._deliver_unattended,
         )
+        # Every 429 the client sees lowers the runner's adaptive in-flight limit.
+        client.on_rate_limited = self.runner.on_rate_limited
 
     async def start(self) -> tuple[int, int]:
         """Recover jobs from the last run and start the queue; returns (resumed, interrupted)."""
         return await self.runner.start()
 
     async def close(self) -> None:
-        """Stop the queue."""
+        """Stop the queue and any delivery still in progress."""
         await self.runner.close()
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def set_deliverer(self, platform: str, deliver: Deliver) -> None:
-        """Register how to post results of ``platform`` that nobody awaits (resumed jobs)."""
+        """Register how to post results of ``platform`` that nobody awaits (jobs resumed or
+        interrupted by a restart). Results that finished before it was registered are
+        delivered in the background, in the order they finished (call it inside the loop)."""
         self._deliverers[platform] = deliver
+        pending = self._undelivered.pop(platform, [])
+        if pending:
+            task = asyncio.get_running_loop().create_task(self._deliver_all(pending))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_all(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            await self._deliver_unattended(job_id)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -207,6 +229,8 @@ class Engine:
         if parsed is None:
             raise InvalidInput(messages.ACTION_UNKNOWN)
         kind, job_id, index = parsed
+        if kind is ActionKind.CANCEL:
+            return await self.cancel(job_id, press.caller)
         parent = await jobs_repo.get_job(self.db, job_id)
         if parent is None:
             raise NotFound(messages.ACTION_STALE)
@@ -610,11 +634,12 @@ class Engine:
             return
         deliver = self._deliverers.get(job.platform)
         if deliver is None:
-            log.info(
-                "job %s finished with nobody waiting and no %s deliverer", job_id, job.platform
-            )
+            self._undelivered.setdefault(job.platform, []).append(job_id)
             return
-        await deliver(await self._result_of(job))
+        try:
+            await deliver(await self._result_of(job))
+        except Exception:
+            log.exception("posting the result of job %s on %s failed", job_id, job.platform)
 
     # -- non-API commands ------------------------------------------------------------------
 

@@ -1,13 +1,21 @@
 """Jobs: a fair queue, a global in-flight limit counted in images, and job execution (SPEC §4).
 
 * Jobs wait in per-user queues served round-robin, so one user's batch does not starve a
-  channel. The head job of the next user in turn starts as soon as its images fit under
-  ``max_in_flight`` (a 4-image request takes 4 places, as Ideogram counts them).
+  channel. The head job of the next user in turn (skipping users already at their running
+  limit) starts as soon as its images fit under the in-flight limit: a 4-image request takes 4
+  places, as Ideogram counts them, and ``max_in_flight`` is never exceeded.
+* The limit adapts (AIMD): every burst of 429 answers halves it, and it grows back by one after
+  as many successes as the current limit, up to ``max_in_flight``.
+* A job the API still answers 429 after the client's retries is not failed: 429 means it did
+  not run and was not billed, so it goes back to the front of its user's queue after the wait
+  the API asked for, until ``rate_limit_patience_s`` has passed since it was created.
 * A job runs the engine's executor (the Ideogram call), stores result images by SHA-256, and
   finishes in one database transaction that also writes the usage ledger row when the API
   billed it. Requests the API rejected (400, 422, 429) and jobs that failed on our side are not
   charged (SPEC §4).
-* Progress (queue position, running, final state) goes to the listener given at submit time.
+* Progress (queue position, running, final state) goes to the listener given at submit time,
+  one update at a time per job; queue positions at most every ``position_interval_s`` per job
+  so that platform message edits stay within rate limits.
 * On start-up, jobs left ``queued`` are resumed in their order and jobs left ``running`` are
   failed with an honest message (the API may have run them) and never charged twice (SPEC §8).
 """
@@ -17,10 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,7 +51,7 @@ from bot.errors import (
 from bot.ideogram.client import GeneratedImage
 from bot.image_store import ImageStore
 from bot.pricing import estimate_usd
-from bot.types import Progress, ProgressCallback
+from bot.types import Action, ActionKind, Progress, ProgressCallback
 from storage import Charge, Database, JobRecord, NewImage
 from storage import jobs as jobs_repo
 from storage import usage as usage_repo
@@ -61,6 +70,8 @@ class Outcome:
 Executor = Callable[[JobRecord], Awaitable[Outcome]]
 FinishedHook = Callable[[str], Awaitable[None]]
 
+_REQUEUED = "requeued"
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -69,14 +80,21 @@ class _Entry:
     weight: int
     listener: ProgressCallback | None
     done: asyncio.Future[str]
+    created_at: float = 0.0
+    requeues: int = 0
+    stage: str = "queued"
     last_position: int | None = None
+    last_sent: float = -math.inf
+    position_pending: bool = False
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class FairQueue:
     """Per-user FIFO queues served round-robin.
 
-    The order in which jobs will start is: the head of each user's queue in turn (users in the
-    order they first queued), then the second job of each, and so on.
+    The order in which jobs start is: the head of each user's queue in turn (users in the order
+    they first queued), then the second job of each, and so on. A user who was just served goes
+    to the back of the line.
     """
 
     def __init__(self) -> None:
@@ -89,27 +107,32 @@ class FairQueue:
         """Append ``entry`` to its user's queue."""
         self._queues.setdefault(entry.user_key, deque()).append(entry)
 
-    def peek(self) -> _Entry | None:
-        """Return the entry that :meth:`pop` would return, without removing it."""
-        for queue in self._queues.values():
-            return queue[0]
+    def push_front(self, entry: _Entry) -> None:
+        """Put ``entry`` back at the head of its user's queue, and the user first in line."""
+        self._queues.setdefault(entry.user_key, deque()).appendleft(entry)
+        self._queues.move_to_end(entry.user_key, last=False)
+
+    def peek(self, eligible: Callable[[str], bool] = lambda _user: True) -> _Entry | None:
+        """The entry :meth:`pop` would take among users for whom ``eligible(user_key)``."""
+        for user_key, queue in self._queues.items():
+            if eligible(user_key):
+                return queue[0]
         return None
 
-    def pop(self) -> _Entry:
-        """Remove and return the next entry in round-robin order.
+    def pop(self, entry: _Entry) -> None:
+        """Remove ``entry``, the head of its user's queue (from :meth:`peek`), and send that
+        user to the back of the line.
 
         Raises:
-            IndexError: the queue is empty.
+            ValueError: ``entry`` is not the head of its user's queue.
         """
-        if not self._queues:
-            raise IndexError("pop from an empty FairQueue")
-        user_key, queue = next(iter(self._queues.items()))
-        entry = queue.popleft()
-        # The user who was just served goes to the back of the line.
-        del self._queues[user_key]
+        queue = self._queues.get(entry.user_key)
+        if not queue or queue[0] is not entry:
+            raise ValueError("pop takes the head entry that peek returned")
+        queue.popleft()
+        del self._queues[entry.user_key]
         if queue:
-            self._queues[user_key] = queue
-        return entry
+            self._queues[entry.user_key] = queue
 
     def remove(self, job_id: str) -> _Entry | None:
         """Remove the queued entry of ``job_id``; return it, or ``None`` if not queued."""
@@ -123,7 +146,7 @@ class FairQueue:
         return None
 
     def order(self) -> list[_Entry]:
-        """All queued entries in the order they will start."""
+        """All queued entries in the order they will start (ignoring running limits)."""
         queues = [list(q) for q in self._queues.values()]
         out: list[_Entry] = []
         depth = 0
@@ -144,8 +167,13 @@ class JobRunner:
         execute: the engine's function that calls the API for one job.
         prices: the price table for charging.
         max_in_flight: images in flight at the API at once (``IDEOGRAM_MAX_IN_FLIGHT``).
+        max_user_running: jobs of one user running at once (0 = no limit).
         on_finished: called with the job id after every job reaches a final state and nobody
             is waiting on it (e.g. a job resumed after a restart), so the platform can post it.
+        position_interval_s: least time between two queue-position updates of one job.
+        rate_limit_patience_s: how long after its creation a job keeps being re-queued on 429.
+        requeue_delay_s: wait before a re-queued job may start again when the API gave no
+            ``Retry-After``.
     """
 
     def __init__(
@@ -156,27 +184,56 @@ class JobRunner:
         execute: Executor,
         prices: PriceTable,
         max_in_flight: int,
+        max_user_running: int = 0,
         on_finished: FinishedHook | None = None,
+        position_interval_s: float = 2.0,
+        rate_limit_patience_s: float = 900.0,
+        requeue_delay_s: float = 2.0,
     ) -> None:
         self._db = db
         self._store = store
         self._execute = execute
         self._prices = prices
-        self.max_in_flight = max_in_flight
+        self._max_in_flight = max_in_flight
+        self.max_user_running = max_user_running
+        self.limit = max_in_flight
         self.on_finished = on_finished
+        self.position_interval_s = position_interval_s
+        self.rate_limit_patience_s = rate_limit_patience_s
+        self.requeue_delay_s = requeue_delay_s
         self._queue = FairQueue()
         self._entries: dict[str, _Entry] = {}
+        self._waiting: dict[str, _Entry] = {}  # re-queued after a 429, waiting out the delay
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._running_by_user: dict[str, int] = {}
         self._in_flight = 0
         self.peak_in_flight = 0
+        self._successes = 0
+        self._last_cut = -math.inf
         self._changed = asyncio.Event()
         self._background: set[asyncio.Task[None]] = set()
         self._dispatcher: asyncio.Task[None] | None = None
 
     @property
+    def max_in_flight(self) -> int:
+        """The most images in flight at the API at once; the adaptive limit stays under it."""
+        return self._max_in_flight
+
+    @max_in_flight.setter
+    def max_in_flight(self, value: int) -> None:
+        self._max_in_flight = max(1, value)
+        self.limit = min(self.limit, self._max_in_flight) if self.limit else self._max_in_flight
+        self._changed.set()
+
+    @property
     def in_flight(self) -> int:
         """Images currently in flight at the API."""
         return self._in_flight
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a place (re-queued ones included)."""
+        return len(self._queue) + len(self._waiting)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -192,15 +249,10 @@ class JobRunner:
             if job.status == "running":
                 # The API may have run (and billed) it: report honestly, charge nothing more.
                 await jobs_repo.finish_job(
-                    self._db,
-                    job.id,
-                    status="failed",
-                    now=time.time(),
-                    error=messages.INTERRUPTED,
+                    self._db, job.id, status="failed", now=time.time(), error=messages.INTERRUPTED
                 )
                 interrupted += 1
-                if self.on_finished is not None:
-                    await self._notify_finished(job.id)
+                await self._notify_finished(job.id)
             else:
                 self.submit(job, listener=None)
                 resumed += 1
@@ -230,9 +282,13 @@ class JobRunner:
             A future resolved with the job's final status when it finishes.
         """
         weight = max(1, min(job.num_images, self.max_in_flight))
-        user_key = f"{job.platform}:{job.owner_id}"
         entry = _Entry(
-            job.id, user_key, weight, listener, asyncio.get_running_loop().create_future()
+            job.id,
+            f"{job.platform}:{job.owner_id}",
+            weight,
+            listener,
+            asyncio.get_running_loop().create_future(),
+            created_at=job.created_at,
         )
         self._entries[job.id] = entry
         self._queue.push(entry)
@@ -258,7 +314,7 @@ class JobRunner:
         previous = await jobs_repo.cancel_job(self._db, job_id, now=time.time())
         if previous is None:
             return None
-        entry = self._queue.remove(job_id)
+        entry = self._queue.remove(job_id) or self._waiting.pop(job_id, None)
         if entry is not None:
             await self._emit(entry, Progress(job_id, "cancelled", None, messages.CANCELLED))
             self._resolve(entry, "cancelled")
@@ -272,43 +328,101 @@ class JobRunner:
             return None
         return await asyncio.shield(entry.done)
 
+    # -- adaptive limit --------------------------------------------------------------------
+
+    def on_rate_limited(self) -> None:
+        """The API answered 429: halve the limit, once per burst (at most once a second)."""
+        now = time.monotonic()
+        if now - self._last_cut < 1.0:
+            return
+        self._last_cut = now
+        self._successes = 0
+        if self.limit > 1:
+            self.limit = max(1, self.limit // 2)
+            log.warning("Ideogram rate limited us: in-flight limit now %d images", self.limit)
+
+    def _on_success(self) -> None:
+        if self.limit >= self.max_in_flight:
+            return
+        self._successes += 1
+        if self._successes >= self.limit:
+            self._successes = 0
+            self.limit += 1
+            self._changed.set()
+
     # -- dispatching -----------------------------------------------------------------------
 
-    def _fits(self) -> bool:
-        head = self._queue.peek()
-        return head is not None and self._in_flight + head.weight <= self.max_in_flight
+    def _eligible(self, user_key: str) -> bool:
+        return (
+            self.max_user_running <= 0
+            or self._running_by_user.get(user_key, 0) < self.max_user_running
+        )
+
+    def _next(self) -> _Entry | None:
+        head = self._queue.peek(self._eligible)
+        if head is None:
+            return None
+        # A job larger than the (adapted) limit still runs alone, never beyond max_in_flight.
+        if self._in_flight == 0 or self._in_flight + head.weight <= self.limit:
+            return head
+        return None
 
     async def _dispatch_loop(self) -> None:
         # One task starts jobs; submit, release and cancel only set ``_changed``. Clearing
         # before looking is safe on one event loop: a set() after the clear wakes the wait.
         while True:
             self._changed.clear()
-            while self._fits():
-                entry = self._queue.pop()
+            while (entry := self._next()) is not None:
+                self._queue.pop(entry)
+                entry.stage = "running"
                 self._in_flight += entry.weight
                 self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+                user = entry.user_key
+                self._running_by_user[user] = self._running_by_user.get(user, 0) + 1
                 task = asyncio.create_task(self._run(entry), name=f"job-{entry.job_id}")
                 self._running[entry.job_id] = task
             self._publish_positions()
             await self._changed.wait()
 
+    def _release(self, entry: _Entry) -> None:
+        self._in_flight -= entry.weight
+        left = self._running_by_user.get(entry.user_key, 1) - 1
+        if left:
+            self._running_by_user[entry.user_key] = left
+        else:
+            self._running_by_user.pop(entry.user_key, None)
+        self._changed.set()
+
+    # -- queue positions -------------------------------------------------------------------
+
     def _publish_positions(self) -> None:
-        """Tell each queued job whose place changed; sent in the background so a slow platform
-        edit never holds up the queue."""
+        """Tell each queued job whose place changed, at most every ``position_interval_s``;
+        sent in the background so a slow platform edit never holds up the queue."""
+        now = time.monotonic()
         for position, entry in enumerate(self._queue.order(), start=1):
-            if entry.last_position != position:
-                entry.last_position = position
-                progress = Progress(entry.job_id, "queued", position, messages.queued(position))
-                self._spawn(self._emit(entry, progress))
+            if entry.last_position == position or entry.position_pending:
+                continue
+            entry.position_pending = True
+            delay = entry.last_sent + self.position_interval_s - now
+            self._spawn(self._send_position(entry, max(0.0, delay)))
+
+    async def _send_position(self, entry: _Entry, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        entry.position_pending = False
+        position = self.position(entry.job_id)
+        if position is None or position == entry.last_position:
+            return
+        entry.last_position = position
+        entry.last_sent = time.monotonic()
+        await self._emit(
+            entry, self._progress(entry, "queued", position, messages.queued(position))
+        )
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    def _release(self, entry: _Entry) -> None:
-        self._in_flight -= entry.weight
-        self._changed.set()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -321,20 +435,21 @@ class JobRunner:
         except Exception:
             reference = new_reference_id()
             log.exception("job %s failed unexpectedly (reference %s)", entry.job_id, reference)
+            text = messages.unexpected(reference)
             await jobs_repo.finish_job(
                 self._db,
                 entry.job_id,
                 status="failed",
                 now=time.time(),
-                error=messages.unexpected(reference),
+                error=text,
                 error_ref=reference,
             )
-            await self._emit(
-                entry, Progress(entry.job_id, "failed", None, messages.unexpected(reference))
-            )
+            await self._emit(entry, Progress(entry.job_id, "failed", None, text))
         finally:
             self._running.pop(entry.job_id, None)
             self._release(entry)
+        if status == _REQUEUED:
+            return
         self._resolve(entry, status)
         if entry.listener is None:
             await self._notify_finished(entry.job_id)
@@ -342,92 +457,128 @@ class JobRunner:
     async def _run_job(self, entry: _Entry) -> str:
         job_id = entry.job_id
         if not await jobs_repo.mark_running(self._db, job_id, now=time.time()):
-            return "cancelled"  # cancelled while waiting for a slot
+            return "cancelled"  # cancelled while waiting for a place
         job = await jobs_repo.get_job(self._db, job_id)
         if job is None:
             return "failed"
-        await self._emit(entry, Progress(job_id, "running", None, messages.RUNNING))
+        await self._emit(entry, self._progress(entry, "running", None, messages.RUNNING))
         try:
             outcome = await self._execute(job)
+        except IdeogramRateLimited as exc:
+            if await self._requeue(entry, exc):
+                return _REQUEUED
+            return await self._fail(entry, exc)
         except IdeogramError as exc:
-            text = _failure_text(exc)
-            log.warning(
-                "job %s: Ideogram %s (status %s): %s",
-                job_id,
-                type(exc).__name__,
-                exc.status,
-                exc.api_message,
-            )
-            await jobs_repo.finish_job(
-                self._db, job_id, status="failed", now=time.time(), error=text
-            )
-            await self._emit(entry, Progress(job_id, "failed", None, text))
-            return "failed"
+            return await self._fail(entry, exc)
         except UserError as exc:
             await jobs_repo.finish_job(
                 self._db, job_id, status="failed", now=time.time(), error=exc.message
             )
             await self._emit(entry, Progress(job_id, "failed", None, exc.message))
             return "failed"
+        self._on_success()
 
         images = [await self._image_row(img) for img in outcome.images]
-        billed = len(outcome.images) if job.command != "describe" else 1
         now = time.time()
-        day = datetime.fromtimestamp(now, UTC)
-        cost = estimate_usd(
-            self._prices,
-            command=job.command,
-            images=billed,
-            rendering_speed=job.rendering_speed,
-            transparent=bool(job.request.get("transparent")),
-        )
-        charge = Charge(
-            images=billed if job.command != "describe" else 0,
-            cost_usd=cost,
-            day=day.strftime("%Y-%m-%d"),
-            month=day.strftime("%Y-%m"),
-        )
+        charge = self._charge_for(job, len(outcome.images), now)
         finished = await jobs_repo.finish_job(
-            self._db,
-            job_id,
-            status="succeeded",
-            now=now,
-            images=images,
+            self._db, job_id, status="succeeded", now=now, images=images,
             descriptions=list(outcome.descriptions) if job.command == "describe" else None,
             charge=charge,
-        )
+        )  # fmt: skip
         if not finished:
-            # Cancelled while running: the result is discarded. The API did bill it, so the
-            # cost is still recorded honestly against the job.
-            await _charge_cancelled(self._db, job, charge, now)
+            # Cancelled while running: the result is discarded, but the API did bill it, so
+            # the cost is recorded against the job (SPEC §4: charged as the API bills).
+            await usage_repo.charge(
+                self._db, job_id=job.id, platform=job.platform, server_id=job.server_id,
+                user_id=job.owner_id, day=charge.day, month=charge.month, command=job.command,
+                images=charge.images, cost_usd=charge.cost_usd, now=now,
+            )  # fmt: skip
             return "cancelled"
         await self._emit(entry, Progress(job_id, "succeeded", None, messages.SUCCEEDED))
         return "succeeded"
 
+    def _charge_for(self, job: JobRecord, images: int, now: float) -> Charge:
+        """What the API billed for ``images`` result images (withheld ones included)."""
+        billed = 1 if job.command == "describe" else images
+        day = datetime.fromtimestamp(now, UTC)
+        cost = estimate_usd(
+            self._prices, command=job.command, images=billed,
+            rendering_speed=job.rendering_speed, transparent=bool(job.request.get("transparent")),
+        )  # fmt: skip
+        return Charge(
+            images=0 if job.command == "describe" else billed,
+            cost_usd=cost,
+            day=day.strftime("%Y-%m-%d"),
+            month=day.strftime("%Y-%m"),
+        )
+
+    async def _fail(self, entry: _Entry, exc: IdeogramError) -> str:
+        text = _failure_text(exc)
+        log.warning(
+            "job %s: Ideogram %s (status %s): %s",
+            entry.job_id, type(exc).__name__, exc.status, exc.api_message,
+        )  # fmt: skip
+        await jobs_repo.finish_job(
+            self._db, entry.job_id, status="failed", now=time.time(), error=text
+        )
+        await self._emit(entry, Progress(entry.job_id, "failed", None, text))
+        return "failed"
+
+    async def _requeue(self, entry: _Entry, exc: IdeogramRateLimited) -> bool:
+        """Put a job the API refused with 429 back in line; ``False`` once patience ran out."""
+        if time.time() - entry.created_at > self.rate_limit_patience_s:
+            return False
+        if not await jobs_repo.requeue_job(self._db, entry.job_id):
+            return False
+        entry.requeues += 1
+        entry.stage = "queued"
+        entry.last_position = None
+        delay = exc.retry_after if exc.retry_after is not None else self.requeue_delay_s
+        delay = min(60.0, delay * min(entry.requeues, 4))
+        self._waiting[entry.job_id] = entry
+        self._spawn(self._put_back(entry, delay))
+        await self._emit(
+            entry, self._progress(entry, "queued", None, messages.WAITING_FOR_CAPACITY)
+        )
+        return True
+
+    async def _put_back(self, entry: _Entry, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._waiting.pop(entry.job_id, None) is entry:
+            self._queue.push_front(entry)
+            self._changed.set()
+
     async def _image_row(self, image: GeneratedImage) -> NewImage:
         sha = await self._store.put(image.data) if image.data is not None else None
         return NewImage(
-            idx=image.index,
-            sha256=sha,
-            content_type=image.content_type,
-            width=image.width,
-            height=image.height,
+            idx=image.index, sha256=sha, content_type=image.content_type,
+            width=image.width, height=image.height,
             size_bytes=len(image.data) if image.data is not None else 0,
-            seed=image.seed,
-            prompt=image.prompt,
-            is_image_safe=not image.withheld,
-        )
+            seed=image.seed, prompt=image.prompt, is_image_safe=not image.withheld,
+        )  # fmt: skip
 
     # -- listeners -------------------------------------------------------------------------
+
+    @staticmethod
+    def _progress(entry: _Entry, state: str, position: int | None, text: str) -> Progress:
+        cancel = Action(ActionKind.CANCEL, entry.job_id, 0, "Cancel")
+        return Progress(entry.job_id, state, position, text, cancel)  # type: ignore[arg-type]
 
     async def _emit(self, entry: _Entry, progress: Progress) -> None:
         if entry.listener is None:
             return
-        try:
-            await entry.listener(progress)
-        except Exception:
-            # A platform hiccup while showing progress must not fail the job.
-            log.warning("progress listener failed for job %s", entry.job_id, exc_info=True)
+        async with entry.lock:  # one update at a time per job, in order
+            if progress.state == "queued" and progress.position is not None:
+                if entry.stage != "queued":
+                    return  # a stale position: the job has moved on
+            else:
+                entry.stage = progress.state
+            try:
+                await entry.listener(progress)
+            except Exception:
+                # A platform hiccup while showing progress must not fail the job.
+                log.warning("progress listener failed for job %s", entry.job_id, exc_info=True)
 
     def _resolve(self, entry: _Entry, status: str) -> None:
         if not entry.done.done():
@@ -441,22 +592,6 @@ class JobRunner:
             await self.on_finished(job_id)
         except Exception:
             log.exception("delivering the result of job %s failed", job_id)
-
-
-async def _charge_cancelled(db: Database, job: JobRecord, charge: Charge, now: float) -> None:
-    await usage_repo.charge(
-        db,
-        job_id=job.id,
-        platform=job.platform,
-        server_id=job.server_id,
-        user_id=job.owner_id,
-        day=charge.day,
-        month=charge.month,
-        command=job.command,
-        images=charge.images,
-        cost_usd=charge.cost_usd,
-        now=now,
-    )
 
 
 def _failure_text(exc: IdeogramError) -> str:

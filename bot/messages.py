@@ -28,6 +28,7 @@ def queued(position: int) -> str:
 
 
 RUNNING = "Generating…"
+WAITING_FOR_CAPACITY = "Ideogram is busy; your job is back in the queue and will start shortly."
 SUCCEEDED = "Done."
 CANCELLED = "Cancelled."
 

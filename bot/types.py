@@ -35,6 +35,7 @@ class ActionKind(StrEnum):
     ZOOM_OUT = "zoom_out"  # on upscales (reframe)
     REMOVE_BG = "remove_bg"  # on upscales
     IMAGINE = "imagine"  # Imagine 1…n on describe results
+    CANCEL = "cancel"  # Cancel on a queued or running job's progress message
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,15 +225,19 @@ class Progress:
 
     Attributes:
         job_id: the job.
-        state: ``queued`` (with ``position``), ``running``, or a final state.
+        state: ``queued`` (with ``position``, or ``None`` while waiting out a rate limit),
+            ``running``, or a final state.
         position: 1-based place in the queue while queued, else ``None``.
         text: the sentence to show (from :mod:`bot.messages`).
+        cancel: the Cancel button to show while the job is queued or running (only its owner
+            may press it), ``None`` once it is final.
     """
 
     job_id: str
     state: ProgressState
     position: int | None
     text: str
+    cancel: Action | None = None
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]

@@ -30,6 +30,7 @@ from storage.jobs import (
     list_jobs_by_status,
     mark_running,
     recent_jobs,
+    requeue_job,
     set_message_ref,
 )
 from storage.records import (
@@ -84,6 +85,7 @@ __all__ = [
     "mark_running",
     "migrate_path",
     "recent_jobs",
+    "requeue_job",
     "reset_setting",
     "server_totals",
     "set_message_ref",

@@ -229,6 +229,26 @@ async def mark_running(db: Database, job_id: str, *, now: float) -> bool:
     return changed
 
 
+async def requeue_job(db: Database, job_id: str) -> bool:
+    """Move a ``running`` job back to ``queued`` (the API answered 429: it did not run).
+
+    ``started_at`` is cleared; the job keeps its ``seq``, so after a restart it resumes in
+    its original place.
+
+    Returns:
+        Whether the job changed: ``False`` if it is not running (e.g. cancelled meanwhile).
+    """
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE jobs SET status = 'queued', started_at = NULL"
+            " WHERE id = ? AND status = 'running'",
+            (job_id,),
+        )
+        changed = cursor.rowcount == 1
+        await cursor.close()
+    return changed
+
+
 async def finish_job(
     db: Database,
     job_id: str,

@@ -4,8 +4,9 @@ engine over loopback HTTP (no mocks of our own code)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -124,6 +125,19 @@ async def harness(
         yield h
     finally:
         await h.close()
+
+
+async def eventually(predicate: Callable[[], object], seconds: float = 30.0) -> None:
+    """Poll ``predicate`` (sync, or returning an awaitable) until it is true; fail after
+    ``seconds``. For state with no event to wait on: database rows, the engine's counters."""
+    async with asyncio.timeout(seconds):
+        while True:
+            value = predicate()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return
+            await asyncio.sleep(0.01)
 
 
 async def form_parts(body: bytes, content_type: str) -> dict[str, list[bytes]]:

@@ -186,7 +186,7 @@ class IdeogramClient:
         self._max_download_bytes = max_download_bytes
         base_host = urlsplit(self._base_url).hostname or ""
         self._image_hosts = tuple({base_host, *image_hosts} - {""})
-        self._on_rate_limited = on_rate_limited
+        self.on_rate_limited = on_rate_limited
         self._sleep = sleep
 
     # -- endpoints -------------------------------------------------------------------------
@@ -351,8 +351,8 @@ class IdeogramClient:
     def _raise_for_status(self, status: int, raw: bytes, retry_after: str | None) -> None:
         message = _api_message(raw)
         if status == 429:
-            if self._on_rate_limited is not None:
-                self._on_rate_limited()
+            if self.on_rate_limited is not None:
+                self.on_rate_limited()
             raise IdeogramRateLimited(status, message, _parse_retry_after(retry_after))
         error_class: type[IdeogramError]
         if status == 400:

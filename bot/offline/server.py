@@ -787,6 +787,8 @@ class OfflineIdeogram:
             ``Authorization: Bearer <key>``, else 401 ``{"error": ...}``. ``None`` accepts any.
         seed_salt: mixed into every drawing, so engines with different salts draw different
             pictures for the same prompt and seed (same salt: identical bytes).
+        draft_scale: generated images are drawn at 1/``draft_scale`` of the requested size
+            (the answer still names the requested resolution); for load tests only.
 
     Attributes:
         faults: the :class:`FaultPlan` in force; mutate it or assign a new one.
@@ -798,9 +800,17 @@ class OfflineIdeogram:
     """
 
     def __init__(
-        self, *, url_ttl_s: float = 3600.0, api_key: str | None = None, seed_salt: str = ""
+        self,
+        *,
+        url_ttl_s: float = 3600.0,
+        api_key: str | None = None,
+        seed_salt: str = "",
+        draft_scale: int = 1,
     ) -> None:
         self.faults = FaultPlan()
+        # Load tests draw generated images at 1/draft_scale of their size: the HTTP shapes
+        # stay the same, the CPU cost of drawing thousands of images does not swamp the bot's.
+        self._draft_scale = max(1, draft_scale)
         self.requests: list[RecordedRequest] = []
         self.in_flight_images = 0
         self.peak_in_flight_images = 0
@@ -1078,6 +1088,7 @@ class OfflineIdeogram:
             salt=self._seed_salt,
         )
         size = job.resolution.size if job.resolution else (1024, 1024)
+        size = (max(1, size[0] // self._draft_scale), max(1, size[1] // self._draft_scale))
         image: Image.Image
         if job.kind is _Kind.GENERATE:
             image = render.render_generated(prompt, seed, size, options)

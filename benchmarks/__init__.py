@@ -1,0 +1,1 @@
+"""``make bench``: figures measured against the offline engine and the platform fakes."""
