@@ -613,6 +613,8 @@ class Engine:
         error = job.error
         if job.status == "succeeded" and job.command == "describe" and not job.descriptions:
             error = messages.NOTHING_DESCRIBED
+        if job.status == "cancelled" and not error:
+            error = messages.CANCELLED_BY_OWNER
         return JobResult(
             job_id=job.id,
             command=job.command,

@@ -1,0 +1,118 @@
+"""Discord attachments → the core's :class:`~bot.images.InputImage` (SPEC §2, §8).
+
+An attachment arrives in ``data.resolved.attachments`` of an interaction (a slash command's
+``discord.Attachment`` option, or the target message of a context menu). Its ``url`` is signed and
+expires, so it is read at once. Checks, in order, each a one-sentence
+:class:`~bot.errors.InvalidImage` and no API call:
+
+1. the claimed ``content_type`` must be an image type (or absent) — a text file or a video is
+   refused without downloading it;
+2. the claimed ``size`` must not exceed :data:`bot.images.MAX_RAW_INPUT_BYTES`;
+3. the URL must be on one of Discord's file hosts (``cdn.discordapp.com``,
+   ``media.discordapp.net``) or on the host of a configured ``DISCORD_API_BASE_URL`` (SPEC §8:
+   "the bot fetches images only from the chat platform's own file hosts");
+4. the bytes are sniffed and converted by :func:`bot.images.prepare_input_image` off the loop.
+
+Platform doc followed: discord-api-docs, "Message resource › Attachment object" and
+"Receiving and responding › Interaction data › Resolved data structure".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+from urllib.parse import urlsplit
+
+import aiohttp
+import discord
+
+from bot.errors import InvalidImage
+from bot.images import MAX_RAW_INPUT_BYTES, InputImage, prepare_input_image
+
+log = logging.getLogger(__name__)
+
+#: Discord's own file hosts (attachment ``url`` and ``proxy_url``).
+DISCORD_FILE_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
+
+#: Seconds a download from the CDN may take before the user is asked to try again.
+_DOWNLOAD_TIMEOUT_S = 60.0
+
+#: Extensions treated as images when an attachment carries no ``content_type``.
+_IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
+)
+
+
+def file_hosts(api_base_url: str) -> frozenset[str]:
+    """Return the hosts attachments may be fetched from, given ``DISCORD_API_BASE_URL``.
+
+    Args:
+        api_base_url: the REST root (``https://discord.com/api/v10`` or a compatible server).
+
+    Returns:
+        Discord's CDN hosts, plus the API root's host when it is not ``discord.com`` (a
+        Discord-compatible server serves its own files; SPEC §8).
+    """
+    host = urlsplit(api_base_url).hostname or ""
+    if host and host not in {"discord.com", "discordapp.com"}:
+        return DISCORD_FILE_HOSTS | {host}
+    return DISCORD_FILE_HOSTS
+
+
+def looks_like_image(attachment: discord.Attachment) -> bool:
+    """Return whether an attachment claims to be an image (content type, else extension).
+
+    Used to pick the image of a message for the context menus; the bytes are still checked.
+    """
+    if attachment.content_type:
+        return attachment.content_type.split(";")[0].strip().lower().startswith("image/")
+    return PurePosixPath(attachment.filename.lower()).suffix in _IMAGE_EXTENSIONS
+
+
+def first_image(attachments: Iterable[discord.Attachment]) -> discord.Attachment | None:
+    """Return the first attachment that claims to be an image, or ``None``."""
+    return next((a for a in attachments if looks_like_image(a)), None)
+
+
+def _name(attachment: discord.Attachment) -> str:
+    return discord.utils.escape_markdown(attachment.filename)[:60] or "attachment"
+
+
+async def fetch_input_image(
+    attachment: discord.Attachment, *, allowed_hosts: frozenset[str]
+) -> InputImage:
+    """Download an attachment and make it an input image for the API.
+
+    Args:
+        attachment: from ``data.resolved.attachments`` (discord.py resolves it for us).
+        allowed_hosts: hosts the URL may point at (:func:`file_hosts`).
+
+    Returns:
+        The prepared image (PNG/JPEG/WebP ≤ 10 MB; other formats converted, large ones shrunk).
+
+    Raises:
+        InvalidImage: not an image by its claimed type, too large, not on a Discord file host,
+            the download failed, or the bytes are not a usable image.
+    """
+    name = _name(attachment)
+    claimed = (attachment.content_type or "").split(";")[0].strip().lower()
+    if claimed and not claimed.startswith("image/"):
+        raise InvalidImage(f"`{name}` is not an image. Please attach a PNG, JPEG or WebP file.")
+    if attachment.size > MAX_RAW_INPUT_BYTES:
+        raise InvalidImage(f"`{name}` is too large to read; please attach a smaller image.")
+    host = urlsplit(attachment.url).hostname or ""
+    if host not in allowed_hosts:
+        # Only Discord-sent URLs reach here, but a compatible server could send anything.
+        log.warning("refused attachment %s on host %r", attachment.id, host)
+        raise InvalidImage(f"`{name}` is not hosted by Discord, so I can't read it.")
+    try:
+        async with asyncio.timeout(_DOWNLOAD_TIMEOUT_S):
+            data = await attachment.read()
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError):
+        log.warning("download of attachment %s failed", attachment.id, exc_info=True)
+        raise InvalidImage(
+            f"I couldn't download `{name}` from Discord; please attach it again."
+        ) from None
+    return await asyncio.to_thread(prepare_input_image, data, attachment.filename)
