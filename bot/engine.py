@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import secrets
 import time
@@ -206,6 +207,8 @@ class Engine:
         if spec.name == "settings":
             return await self._settings_command(invocation)
         server = await self.server_settings(caller.platform, caller.server_id)
+        # /help and /settings answer everywhere, so admins can always fix allowed_channels.
+        self._check_channel(caller, server)
         if spec.name == "usage":
             return await self._usage(caller, server)
         if spec.name == "history":
@@ -213,7 +216,6 @@ class Engine:
         if spec.name == "show":
             return await self._show(caller, invocation)
 
-        self._check_channel(caller, server)
         new_job = await self._build_job(spec.name, invocation, server)
         return await self._create_and_run(new_job, server, progress)
 
@@ -302,9 +304,8 @@ class Engine:
                 raise InvalidInput(
                     messages.ONE_IMAGE.format(command=command, count=len(inv.images))
                 )
+            # Adapters build InputImage with prepare_input_image, which has checked it.
             image = inv.images[0]
-            # Adapters may hand over raw bytes; re-check here so no path skips validation.
-            image = await asyncio.to_thread(prepare_input_image, image.data, image.filename)
 
         prompt, opts = parse_prompt(
             inv.text,
@@ -960,8 +961,6 @@ def _zoom_out_input(image: InputImage) -> tuple[InputImage, ResolutionV3]:
     tw, th = target.size
     scale = min(tw / image.width, th / image.height) * 2 / 3
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    import io
-
     with Image.open(io.BytesIO(image.data)) as src:
         small = src.convert("RGBA" if src.mode in ("RGBA", "LA", "P") else "RGB").resize(
             size, Image.Resampling.LANCZOS

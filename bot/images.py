@@ -69,7 +69,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f`]")
 
 @dataclass(frozen=True, slots=True)
 class InputImage:
-    """An image ready to send to the API, platform-neutral (also built by adapters).
+    """An image ready to send to the API, platform-neutral.
+
+    Build it with :func:`prepare_input_image`, which checks and converts the bytes; the engine
+    trusts an ``InputImage`` it is given.
 
     Attributes:
         data: the file bytes (PNG, JPEG or WebP, at most the ``max_bytes`` it was prepared for).

@@ -254,6 +254,11 @@ async def test_blocked_words_and_allowed_channels(harness: Harness):
     await harness.engine.handle(Invocation("settings", ADMIN, text="set allowed_channels c9"))
     with pytest.raises(NotAllowed, match="channel"):
         await imagine(harness, "a fox")
+    with pytest.raises(NotAllowed, match="channel"):
+        await harness.engine.handle(Invocation("usage", ALICE))
+    # /settings still answers there, so an admin can fix the list where they are.
+    shown = await harness.engine.handle(Invocation("settings", ALICE, text="show"))
+    assert isinstance(shown, TextReply) and "c9" in shown.text
     assert harness.api_calls == before
 
 
