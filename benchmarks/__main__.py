@@ -30,14 +30,20 @@ def _noise() -> dict[str, object]:
 
 
 def _table(figures: list[dict[str, object]]) -> str:
-    lines = [f"{'figure':<34} {'p50 / value':>12} {'p90':>10} {'stdev':>10}  {'unit':<24} target"]
+    head = (
+        f"{'figure':<24} {'p50 / value':>12} {'p90':>10} {'p99':>10} {'stdev':>10}  "
+        f"{'unit':<10} target"
+    )
+    lines = [head]
     for f in figures:
         if f.get("figure") == "machine":
             continue
         value = f.get("p50", f.get("value", ""))
+        unit = str(f.get("unit", ""))
         lines.append(
-            f"{f['figure']!s:<34} {value!s:>12} {f.get('p90', '')!s:>10} "
-            f"{f.get('stdev', '')!s:>10}  {f.get('unit', '')!s:<24} {f.get('target', '')}"
+            f"{f['figure']!s:<24} {value!s:>12} {f.get('p90', '')!s:>10} {f.get('p99', '')!s:>10} "
+            f"{f.get('stdev', '')!s:>10}  {(unit if len(unit) <= 10 else 'fraction'):<10} "
+            f"{f.get('target', '')}"
         )
     return "\n".join(lines)
 

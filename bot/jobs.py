@@ -86,6 +86,7 @@ class _Entry:
     last_position: int | None = None
     last_sent: float = -math.inf
     position_pending: bool = False
+    released: bool = True
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -375,6 +376,7 @@ class JobRunner:
             while (entry := self._next()) is not None:
                 self._queue.pop(entry)
                 entry.stage = "running"
+                entry.released = False
                 self._in_flight += entry.weight
                 self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
                 user = entry.user_key
@@ -385,6 +387,11 @@ class JobRunner:
             await self._changed.wait()
 
     def _release(self, entry: _Entry) -> None:
+        """Give back the job's places; idempotent, so the API call's end can free them before
+        the result is stored and the run's end makes sure they were freed."""
+        if entry.released:
+            return
+        entry.released = True
         self._in_flight -= entry.weight
         left = self._running_by_user.get(entry.user_key, 1) - 1
         if left:
@@ -446,8 +453,11 @@ class JobRunner:
             )
             await self._emit(entry, Progress(entry.job_id, "failed", None, text))
         finally:
-            self._running.pop(entry.job_id, None)
-            self._release(entry)
+            # A re-queued job may already run again as a new task: leave that one's records.
+            if self._running.get(entry.job_id) is asyncio.current_task():
+                del self._running[entry.job_id]
+            if status != _REQUEUED:
+                self._release(entry)
         if status == _REQUEUED:
             return
         self._resolve(entry, status)
@@ -462,19 +472,26 @@ class JobRunner:
         if job is None:
             return "failed"
         await self._emit(entry, self._progress(entry, "running", None, messages.RUNNING))
+        error: IdeogramError | UserError | None = None
         try:
             outcome = await self._execute(job)
-        except IdeogramRateLimited as exc:
-            if await self._requeue(entry, exc):
+        except (IdeogramError, UserError) as exc:
+            error = exc
+        finally:
+            # The API call is over: its places go to the next job while this one is stored
+            # (and before a re-queue, which may start it again at once).
+            self._release(entry)
+        if isinstance(error, IdeogramRateLimited):
+            if await self._requeue(entry, error):
                 return _REQUEUED
-            return await self._fail(entry, exc)
-        except IdeogramError as exc:
-            return await self._fail(entry, exc)
-        except UserError as exc:
+            return await self._fail(entry, error)
+        if isinstance(error, IdeogramError):
+            return await self._fail(entry, error)
+        if isinstance(error, UserError):
             await jobs_repo.finish_job(
-                self._db, job_id, status="failed", now=time.time(), error=exc.message
+                self._db, job_id, status="failed", now=time.time(), error=error.message
             )
-            await self._emit(entry, Progress(job_id, "failed", None, exc.message))
+            await self._emit(entry, Progress(job_id, "failed", None, error.message))
             return "failed"
         self._on_success()
 
