@@ -94,6 +94,8 @@ async def test_a_job_still_rate_limited_after_retries_waits_its_turn_again(harne
     assert isinstance(result, JobResult) and result.ok
     assert [p.text for p in seen].count(messages.WAITING_FOR_CAPACITY) == 1
     assert harness.engine.runner.limit < harness.engine.runner.max_in_flight
+    # Places were given back exactly once, though the job started again at once.
+    assert harness.engine.runner.in_flight == 0
 
 
 async def test_the_adaptive_limit_recovers_after_successes(harness: Harness):
