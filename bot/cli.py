@@ -35,7 +35,7 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # aiohttp's access log repeats every offline-engine request; keep it for DEBUG only.
+    # aiohttp's access log (Slack HTTP mode) repeats every request; keep it for DEBUG only.
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
