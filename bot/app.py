@@ -82,7 +82,7 @@ class BotApp:
             db=self.db, store=ImageStore(settings.data_dir), client=client, settings=settings
         )
         resumed, interrupted = await self.engine.start()
-        self._stack.push_async_callback(self.engine.close)
+        self._stack.push_async_callback(self.engine.close, settings.shutdown_grace_s)
         if resumed or interrupted:
             log.info("recovered jobs: %d queued resumed, %d interrupted", resumed, interrupted)
 

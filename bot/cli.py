@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from importlib.metadata import entry_points
@@ -94,6 +96,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level)
     run: Runner = args.run
     try:
-        return asyncio.run(run(args, settings))
+        return asyncio.run(_until_signalled(run(args, settings)))
     except KeyboardInterrupt:
         return 130
+
+
+async def _until_signalled(main: Coroutine[Any, Any, int]) -> int:
+    """Run ``main``; SIGTERM (``docker stop``, systemd) cancels it as Ctrl-C does, so every
+    ``async with`` unwinds: running jobs get ``SHUTDOWN_GRACE_S`` to finish, resources close.
+    (An adapter may install its own handler for a gentler stop.)"""
+    task = asyncio.ensure_future(main)
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        log.info("stopped by a signal")
+        return 0

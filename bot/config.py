@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Per user: jobs running at once, and jobs queued + running (0 = no limit).
     max_user_running_jobs: int = Field(default=3, ge=0)
     max_user_active_jobs: int = Field(default=25, ge=0)
+    # On shutdown, running jobs get this long to finish before they are cut (seconds).
+    shutdown_grace_s: float = Field(default=20.0, ge=0)
 
     discord_token: SecretStr | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"

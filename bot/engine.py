@@ -149,9 +149,10 @@ class Engine:
         """Recover jobs from the last run and start the queue; returns (resumed, interrupted)."""
         return await self.runner.start()
 
-    async def close(self) -> None:
-        """Stop the queue and any delivery still in progress."""
-        await self.runner.close()
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop the queue (running jobs get ``grace_s`` seconds to finish) and any delivery
+        still in progress."""
+        await self.runner.close(grace_s)
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

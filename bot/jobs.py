@@ -260,11 +260,17 @@ class JobRunner:
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="job-dispatcher")
         return resumed, interrupted
 
-    async def close(self) -> None:
-        """Stop dispatching and cancel running jobs (they are failed on the next start)."""
-        tasks: list[asyncio.Task[None]] = [*self._running.values(), *self._background]
+    async def close(self, grace_s: float = 0.0) -> None:
+        """Stop starting jobs, let running ones finish for up to ``grace_s`` seconds, then
+        cancel the rest (they are reported as interrupted on the next start). Queued jobs stay
+        queued in the database and resume on the next start."""
         if self._dispatcher is not None:
-            tasks.append(self._dispatcher)
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+        if grace_s > 0 and self._running:
+            await asyncio.wait(list(self._running.values()), timeout=grace_s)
+        tasks: list[asyncio.Task[None]] = [*self._running.values(), *self._background]
         for task in tasks:
             task.cancel()
         for task in tasks:

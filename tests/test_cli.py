@@ -59,3 +59,24 @@ def test_migrate_creates_the_database(tmp_path: Path):
     assert (tmp_path / "data" / "bot.sqlite3").exists()
     again = _run(["migrate"], cwd=tmp_path)
     assert "up to date" in again.stdout
+
+
+def test_sigterm_stops_the_process_cleanly(tmp_path: Path):
+    """`docker stop` sends SIGTERM: the command unwinds and exits 0."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IDEOGRAM_", "DISCORD_"))}
+    env["LOG_LEVEL"] = "INFO"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "fake-ideogram", "--port", "0"],
+        cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "listening on http://" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()

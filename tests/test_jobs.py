@@ -170,3 +170,25 @@ async def test_queue_positions_are_rate_limited_per_job(harness: Harness):
     ))  # fmt: skip
     assert all(isinstance(r, JobResult) and r.ok for r in results)
     assert positions and all(len(p) == 1 for p in positions.values()), positions
+
+
+async def test_shutdown_lets_running_jobs_finish_and_keeps_queued_ones(harness: Harness):
+    """close(grace) stops starting jobs, lets the running one finish, leaves the queued one
+    queued for the next start."""
+    runner = harness.engine.runner
+    runner.max_in_flight = 1
+    harness.offline.faults.latency_s = 0.3
+    tasks = [
+        asyncio.create_task(
+            harness.engine.handle(Invocation("imagine", _caller(u), text=f"fox {u}"))
+        )
+        for u in ("a", "b")
+    ]
+    await eventually(lambda: runner.in_flight == 1 and runner.queued == 1)
+    await harness.engine.close(grace_s=10)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    statuses = sorted(j.status for j in await jobs_repo.list_jobs_by_status(
+        harness.db, ["queued", "running", "succeeded", "failed"]
+    ))  # fmt: skip
+    assert statuses == ["queued", "succeeded"]
+    await harness.engine.start()  # the fixture closes it again
