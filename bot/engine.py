@@ -502,9 +502,7 @@ class Engine:
         if outcome.status == "user_busy":
             raise Busy(messages.USER_BUSY.format(active=int(outcome.used)))
         if outcome.status == "daily_quota":
-            raise QuotaExceeded(
-                messages.DAILY_QUOTA.format(used=int(outcome.used), limit=int(outcome.limit))
-            )
+            raise QuotaExceeded(messages.daily_quota(int(outcome.used), int(outcome.limit)))
         if outcome.status == "budget":
             raise QuotaExceeded(messages.BUDGET.format(used=outcome.used, limit=outcome.limit))
         job = await jobs_repo.get_job(self.db, new_job.id)
@@ -593,7 +591,12 @@ class Engine:
             )
         request = job.request.get("request", {})
         seeds = list(dict.fromkeys(str(r.seed) for r in rows if r.seed is not None))
-        magic = next((r.prompt for r in rows if r.prompt), None)
+        # Only these commands take magic_prompt; other endpoints echo a prompt of their own.
+        magic = (
+            next((r.prompt for r in rows if r.prompt), None)
+            if job.command in ("imagine", "remix", "replace-bg")
+            else None
+        )
         withheld = sum(1 for i in images if i.withheld)
         note = None
         if withheld and withheld == len(images):

@@ -86,10 +86,17 @@ SETTINGS_ADMIN_ONLY = (
     "Only server admins can change settings; anyone can see them with `/settings show`."
 )
 USER_BUSY = "You already have {active} jobs queued or running; please wait for one to finish."
-DAILY_QUOTA = (
-    "That would exceed your daily quota: {used} of {limit} images used today (UTC); "
-    "it resets at midnight UTC."
-)
+
+
+def daily_quota(used: int, limit: int) -> str:
+    """Refusal when a job would pass the user's daily image quota (UTC days)."""
+    noun = "image" if limit == 1 else "images"
+    return (
+        f"That would exceed your daily quota of {limit} {noun}: you have used {used} today; "
+        "it resets at midnight UTC."
+    )
+
+
 BUDGET = (
     "That would exceed this server's monthly budget: ${used:.2f} of ${limit:.2f} spent this "
     "month (UTC)."

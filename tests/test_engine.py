@@ -208,7 +208,7 @@ async def test_daily_quota_refuses_with_no_api_call_and_rejected_jobs_are_not_ch
     before = harness.api_calls
     with pytest.raises(QuotaExceeded) as caught:
         await imagine(harness, "a fox --n 2")
-    assert "2 of 3" in caught.value.message
+    assert "quota of 3 images: you have used 2 today" in caught.value.message
     assert harness.api_calls == before
     # A safety rejection is not charged: quota left stays 1.
     harness.offline.faults.safety_reject_next = 1

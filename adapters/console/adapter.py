@@ -49,6 +49,8 @@ class ConsoleAdapter:
         out_dir: where result images are written (created on demand).
         stdout: where to print (default ``sys.stdout``).
         user_id: the console user's id; the console user is the local admin (SPEC §5).
+        echo: print each line before its answer (scripts and the demo; a terminal already
+            shows what was typed).
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class ConsoleAdapter:
         out_dir: Path,
         stdout: TextIO | None = None,
         user_id: str = "console-user",
+        echo: bool = True,
     ) -> None:
         self.engine = engine
         self.out_dir = Path(out_dir)
@@ -73,6 +76,7 @@ class ConsoleAdapter:
         self.results: list[JobResult] = []
         self.saved: list[Path] = []
         self.failures = 0
+        self.echo = echo
 
     def say(self, text: str) -> None:
         """Print one block of text."""
@@ -87,7 +91,8 @@ class ConsoleAdapter:
         line = line.strip()
         if not line or line.startswith("#"):
             return None
-        self.say(f"> {line}")
+        if self.echo:
+            self.say(f"> {line}")
         try:
             reply = await self._dispatch(line)
         except UserError as exc:

@@ -56,7 +56,7 @@ async def run_console(args: argparse.Namespace, settings: Settings) -> int:
     """Run the console adapter; with ``--script`` exit 1 if any line failed."""
     _quiet_logs()
     async with BotApp(settings) as app:
-        adapter = ConsoleAdapter(app.engine, out_dir=args.out)
+        adapter = ConsoleAdapter(app.engine, out_dir=args.out, echo=bool(args.script))
         if args.script:
             failures = await adapter.run_script(args.script)
             return 1 if failures else 0

@@ -218,7 +218,7 @@ async def test_quota_refusal_is_ephemeral_and_calls_no_api(bot: DiscordBot) -> N
 
     record = await bot.send(fake.slash("imagine", user=ALICE, prompt="two foxes", num_images=2))
     reply = await bot.ephemeral_reply(record)
-    assert reply["content"].startswith("That would exceed your daily quota: 0 of 1 images")
+    assert reply["content"].startswith("That would exceed your daily quota of 1 image:")
     await bot.settle()
     assert bot.api_calls == 0
     # The public "thinking" message is gone; only Alice saw the refusal.
