@@ -13,13 +13,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from bot.config import Settings
 
@@ -30,12 +31,56 @@ Runner = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 ENTRY_POINT_GROUP = "ideogram_bot.adapters"
 
 
-def configure_logging(level: str) -> None:
-    """Log to stderr at ``level`` (``LOG_LEVEL``) with timestamps and logger names."""
+class SecretRedactor(logging.Filter):
+    """Replace secrets in every record with ``[redacted]`` (SPEC §8: no secret in logs at any
+    level): the configured tokens, keys and signing secrets, and the ``token`` fields of
+    platform payloads that libraries print at DEBUG (Discord interaction tokens)."""
+
+    _TOKEN_FIELD = re.compile(r"""(['"]token['"]\s*:\s*['"])[^'"]+(['"])""")
+    # Interaction tokens ride in Discord URLs: /webhooks/{app}/{token}, /interactions/{id}/{token}.
+    _TOKEN_PATH = re.compile(r"(/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_.\-]{20,}")
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        super().__init__()
+        self._secrets = sorted({s for s in secrets if len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret replaced by ``[redacted]``."""
+        text = self._TOKEN_FIELD.sub(r"\1[redacted]\2", text)
+        text = self._TOKEN_PATH.sub(r"\1[redacted]", text)
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self.redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text, so the traceback is redacted once, here.
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret in ``settings`` (the ``SecretStr`` fields that are set), as plain text."""
+    return [
+        value.get_secret_value()
+        for name in type(settings).model_fields
+        if isinstance(value := getattr(settings, name), SecretStr)
+    ]
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> None:
+    """Log to stderr at ``level`` (``LOG_LEVEL``) with timestamps and logger names, with
+    ``secrets`` redacted from every line."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(SecretRedactor(secrets))
     logging.basicConfig(
         level=getattr(logging, level, logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[handler],
     )
     # aiohttp's access log (Slack HTTP mode) repeats every request; keep it for DEBUG only.
     if logging.getLogger().level > logging.DEBUG:
@@ -93,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = ", ".join(str(err["loc"][0]).upper() for err in exc.errors() if err["loc"])
         print(f"ideogram-bot: invalid configuration in {names}; see .env.example.", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, secret_values(settings))
     run: Runner = args.run
     try:
         return asyncio.run(_until_signalled(run(args, settings)))

@@ -80,3 +80,33 @@ def test_sigterm_stops_the_process_cleanly(tmp_path: Path):
         assert proc.wait(timeout=30) == 0
     finally:
         proc.kill()
+
+
+def test_secrets_never_reach_the_log(tmp_path: Path):
+    """SPEC §8: configured secrets, payload tokens and interaction-token URLs are redacted at
+    every level, tracebacks included."""
+    import io
+    import logging
+
+    from bot.cli import SecretRedactor
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SecretRedactor(["sk-ideogram-123456", "xoxb-slack-999999"]))
+    logger = logging.getLogger("tests.secrets")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        logger.debug("calling with key %s", "sk-ideogram-123456")
+        logger.debug("payload {'token': 'aW50ZXJhY3Rpb246MTIzNDU2', 'id': '1'}")
+        logger.debug("PATCH /webhooks/123456/aW50ZXJhY3Rpb246MTIzNDU2Nzg5MA/messages/@original")
+        try:
+            raise RuntimeError("bad token xoxb-slack-999999")
+        except RuntimeError:
+            logger.exception("failed")
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    for secret in ("sk-ideogram-123456", "aW50ZXJhY3Rpb246MTIzNDU2", "xoxb-slack-999999"):
+        assert secret not in text
+    assert text.count("[redacted]") >= 4  # the traceback shows the secret twice
