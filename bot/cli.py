@@ -16,6 +16,7 @@ import logging
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
@@ -105,6 +106,39 @@ async def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _run_settings(args: argparse.Namespace, settings: Settings) -> int:
+    """The operator's view of any server's settings, DMs included (server ``dm``)."""
+    from bot import server_settings as rules
+    from bot.errors import UserError
+    from bot.messages import table
+    from storage import Database
+    from storage import settings as settings_repo
+
+    where = {"platform": args.platform, "server_id": "" if args.server == "dm" else args.server}
+    async with await Database.open(settings.database_path) as db:
+        try:
+            if args.action == "set":
+                if len(args.words) != 2:
+                    raise UserError("Use: settings PLATFORM SERVER set KEY VALUE.")
+                key = rules.check_key(args.words[0]).name
+                value = rules.normalise_value(key, args.words[1])
+                await settings_repo.set_setting(
+                    db, key=key, value=value, updated_by="operator", now=time.time(), **where
+                )
+            elif args.action == "reset":
+                if len(args.words) != 1:
+                    raise UserError("Use: settings PLATFORM SERVER reset KEY.")
+                key = rules.check_key(args.words[0]).name
+                await settings_repo.reset_setting(db, key=key, **where)
+        except UserError as exc:
+            print(f"ideogram-bot settings: {exc.message}", file=sys.stderr)
+            return 2
+        current = rules.load(await settings_repo.get_settings(db, **where))
+    rows = [(key, value) for key, value, _ in rules.as_rows(current)]
+    print(table([("key", "value"), *rows], fenced=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with the core's and every installed adapter's subcommands."""
     parser = argparse.ArgumentParser(
@@ -120,6 +154,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(run=_run_migrate)
+
+    operator = sub.add_parser(
+        "settings",
+        help="show or change a server's settings as the operator (server 'dm' = direct messages)",
+    )
+    operator.add_argument("platform", choices=["discord", "slack", "console"])
+    operator.add_argument("server", help="guild id / team id, or 'dm' for direct messages")
+    operator.add_argument("action", choices=["show", "set", "reset"])
+    operator.add_argument("words", nargs="*", help="KEY [VALUE]")
+    operator.set_defaults(run=_run_settings)
 
     for entry in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         register = entry.load()

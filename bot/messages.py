@@ -173,12 +173,12 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def table(rows: Sequence[tuple[str, ...]]) -> str:
-    """Render rows as aligned monospace lines inside a code block."""
+def table(rows: Sequence[tuple[str, ...]], *, fenced: bool = True) -> str:
+    """Render rows as aligned monospace lines, inside a code block when ``fenced``."""
     if not rows:
         return ""
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     body = "\n".join(
         "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
     )
-    return f"```\n{body}\n```"
+    return f"```\n{body}\n```" if fenced else body

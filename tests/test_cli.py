@@ -110,3 +110,12 @@ def test_secrets_never_reach_the_log(tmp_path: Path):
     for secret in ("sk-ideogram-123456", "aW50ZXJhY3Rpb246MTIzNDU2", "xoxb-slack-999999"):
         assert secret not in text
     assert text.count("[redacted]") >= 4  # the traceback shows the secret twice
+
+
+def test_operator_sets_direct_message_limits(tmp_path: Path):
+    """DMs have no server admin: the operator sets their settings as server `dm`."""
+    done = _run(["settings", "discord", "dm", "set", "daily_quota", "10"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"daily_quota\s+10", done.stdout)
+    typo = _run(["settings", "discord", "dm", "set", "daily_qota", "10"], cwd=tmp_path)
+    assert typo.returncode == 2 and "Did you mean `daily_quota`?" in typo.stderr
