@@ -28,6 +28,7 @@ from bot import server_settings as settings_rules
 from bot.commands import registry
 from bot.commands.grammar import (
     GenerationOptions,
+    check_options,
     options_from_typed,
     parse_prompt,
     suggest,
@@ -53,7 +54,7 @@ from bot.ideogram.models import (
     dump,
 )
 from bot.image_store import ImageStore
-from bot.images import InputImage, prepare_input_image
+from bot.images import InputImage, image_size, prepare_input_image, sniff_content_type
 from bot.jobs import JobRunner, Outcome
 from bot.pricing import estimate_usd
 from bot.requests import (
@@ -317,6 +318,7 @@ class Engine:
         typed = typed_options(inv.options)
         if typed:
             opts = opts.merged(options_from_typed(typed, max_num_images=server.max_num_images))
+            check_options(opts)  # typed options and inline flags may conflict with each other
         if not prompt and isinstance(inv.options.get("prompt"), str):
             prompt, _ = parse_prompt(
                 inv.options["prompt"], max_num_images=server.max_num_images, allow=spec.flags
@@ -557,8 +559,12 @@ class Engine:
     async def _stored_input(self, job: JobRecord) -> InputImage | None:
         if not job.input_sha256:
             return None
+        # Stored inputs were prepared before they were stored: read the header, not the pixels.
         data = await self.store.get(job.input_sha256)
-        return await asyncio.to_thread(prepare_input_image, data, f"input-{job.id}")
+        content_type = job.input_content_type or sniff_content_type(data) or "image/png"
+        width, height = await asyncio.to_thread(image_size, data)
+        extension = _EXTENSIONS.get(content_type, "png")
+        return InputImage(data, f"input-{job.id}.{extension}", content_type, width, height)
 
     async def _stored_result(self, job: JobRecord, index: int) -> tuple[InputImage, str]:
         images = await jobs_repo.get_images(self.db, job.id)

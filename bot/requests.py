@@ -76,17 +76,8 @@ def request_for(
     if command == "imagine":
         aspect = None if opts.resolution else (opts.aspect_ratio or server.default_aspect_ratio)
         if opts.transparent:
-            given = [
-                f
-                for f, v in (
-                    ("--style", opts.style_type),
-                    ("--preset", opts.style_preset),
-                    ("--palette", opts.color_palette),
-                )
-                if v is not None
-            ]
-            if given:
-                raise InvalidInput(f"`--transparent` cannot be combined with {', '.join(given)}.")
+            # The user's own conflicting options were refused by grammar.check_options; only a
+            # server default can still be FLASH here.
             if speed is RenderingSpeed.FLASH:
                 speed = RenderingSpeed.TURBO  # the server default; the API refuses FLASH here
             return "generate-transparent", dump(

@@ -361,3 +361,11 @@ async def test_owner_cancels_a_queued_job(harness: Harness):
     results = await asyncio.gather(first, second)
     assert sorted(r.status for r in results) == ["cancelled", "succeeded"]
     assert len(harness.offline.requests) == 1
+
+
+async def test_typed_options_and_inline_flags_are_checked_together(harness: Harness):
+    """A typed `transparent` with an inline `--style` conflicts: refused, nothing sent."""
+    before = harness.api_calls
+    with pytest.raises(InvalidInput, match="--transparent"):
+        await imagine(harness, "a fox sticker --style design", options={"transparent": True})
+    assert harness.api_calls == before
