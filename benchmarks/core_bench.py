@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 import aiohttp
 from pydantic import SecretStr
 
+from benchmarks.figures import emit, summary
 from bot.app import BotApp
 from bot.config import Settings
 from bot.ideogram.client import IdeogramClient
@@ -32,27 +32,6 @@ from storage import jobs as jobs_repo
 from storage import usage as usage_repo
 
 LIMIT = 10
-
-
-def emit(figure: dict[str, object]) -> dict[str, object]:
-    """Print one figure as a JSON line and return it."""
-    print(json.dumps(figure), flush=True)
-    return figure
-
-
-def summary(name: str, samples: list[float], unit: str, **extra: object) -> dict[str, object]:
-    """A figure from repeated samples: p50, p90, stdev."""
-    ordered = sorted(samples)
-    return emit({
-        "figure": name,
-        "unit": unit,
-        "n": len(samples),
-        "mean": round(statistics.fmean(ordered), 6),
-        "p50": round(statistics.median(ordered), 6),
-        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 6),
-        "stdev": round(statistics.pstdev(ordered), 6),
-        **extra,
-    })  # fmt: skip
 
 
 @contextlib.asynccontextmanager

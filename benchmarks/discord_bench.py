@@ -32,7 +32,6 @@ import contextlib
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +42,7 @@ import aiohttp
 from pydantic import SecretStr
 
 from adapters.discord.cli import build_client
+from benchmarks.figures import summary
 from bot.app import BotApp
 from bot.config import Settings
 from bot.ideogram.client import IdeogramClient
@@ -153,26 +153,6 @@ async def _child(mode: str) -> AsyncIterator[dict[str, Any]]:
 # -- figures -----------------------------------------------------------------------------------
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _summary(name: str, samples: list[float], **extra: object) -> dict[str, object]:
-    ordered = sorted(samples)
-    figure: dict[str, object] = {
-        "figure": name,
-        "unit": "ms",
-        "n": len(ordered),
-        "p50": round(statistics.median(ordered), 3),
-        "p90": round(_percentile(ordered, 0.90), 3),
-        "p99": round(_percentile(ordered, 0.99), 3),
-        "stdev": round(statistics.pstdev(ordered), 3),
-        **extra,
-    }
-    print(json.dumps(figure), flush=True)
-    return figure
-
-
 class _Control:
     """The fake Discord's bench control API."""
 
@@ -202,8 +182,8 @@ async def bench_defer(control: _Control) -> dict[str, object]:
     for round_index in range(ROUNDS):
         times = await control.imagine(BURST, f"round {round_index}")
         samples += [(t["acked"] - t["sent"]) * 1000 for t in times.values()]
-    return _summary(
-        "discord_defer_ms", samples, concurrency=BURST, target="p99 <= 100 (Discord: 3000)"
+    return summary(
+        "discord_defer_ms", samples, "ms", concurrency=BURST, target="p99 <= 100 (Discord: 3000)"
     )
 
 
@@ -227,9 +207,9 @@ async def bench_overhead(
             directs.append(direct * 1000)
     overhead = [t - d for t, d in zip(totals, directs, strict=True)]
     return [
-        _summary("discord_result_ms", totals),
-        _summary("direct_call_ms", directs),
-        _summary("discord_overhead_ms", overhead, target="p50 <= 50"),
+        summary("discord_result_ms", totals, "ms"),
+        summary("direct_call_ms", directs, "ms"),
+        summary("discord_overhead_ms", overhead, "ms", target="p50 <= 50"),
     ]
 
 

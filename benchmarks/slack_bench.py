@@ -14,8 +14,6 @@ queuing included), for comparison.
 from __future__ import annotations
 
 import asyncio
-import json
-import statistics
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,6 +24,7 @@ from pydantic import SecretStr
 
 from adapters.slack.app import SlackAdapter
 from adapters.slack.cli import build_web_app
+from benchmarks.figures import summary
 from bot.app import BotApp
 from bot.config import Settings
 from tests.slack import payloads
@@ -35,29 +34,6 @@ COMMANDS = 100
 TARGET_P99_MS = 100.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    """Nearest-rank percentile of an ascending list (q in 0..1)."""
-    index = max(0, min(len(ordered) - 1, round(q * len(ordered) + 0.5) - 1))
-    return ordered[index]
-
-
-def _figure(name: str, samples_s: list[float], **extra: object) -> dict[str, object]:
-    ordered = sorted(s * 1000 for s in samples_s)
-    figure: dict[str, object] = {
-        "figure": name,
-        "unit": "ms",
-        "n": len(ordered),
-        "p50": round(statistics.median(ordered), 3),
-        "p90": round(_percentile(ordered, 0.90), 3),
-        "p99": round(_percentile(ordered, 0.99), 3),
-        "max": round(ordered[-1], 3),
-        "stdev": round(statistics.pstdev(ordered), 3),
-        **extra,
-    }
-    print(json.dumps(figure), flush=True)
-    return figure
 
 
 async def run(root: Path) -> list[dict[str, object]]:
@@ -129,13 +105,15 @@ async def run(root: Path) -> list[dict[str, object]]:
             if any(b["type"] == "actions" for b in m.blocks)
         ]
     )
-    server = _figure(
+    server = summary(
         "slack_ack_ms",
         list(server_times.values()),
+        "ms",
+        scale=1000,
         target=f"p99 <= {TARGET_P99_MS:.0f}",
         results_posted=posted,
     )
-    client = _figure("slack_ack_client_ms", list(client_times))
+    client = summary("slack_ack_client_ms", list(client_times), "ms", scale=1000)
     return [server, client]
 
 
