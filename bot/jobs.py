@@ -81,6 +81,7 @@ class _Entry:
     listener: ProgressCallback | None
     done: asyncio.Future[str]
     created_at: float = 0.0
+    job: JobRecord | None = None  # as stored at submit; what the API call needs never changes
     requeues: int = 0
     stage: str = "queued"
     last_position: int | None = None
@@ -296,6 +297,7 @@ class JobRunner:
             listener,
             asyncio.get_running_loop().create_future(),
             created_at=job.created_at,
+            job=job,
         )
         self._entries[job.id] = entry
         self._queue.push(entry)
@@ -474,7 +476,7 @@ class JobRunner:
         job_id = entry.job_id
         if not await jobs_repo.mark_running(self._db, job_id, now=time.time()):
             return "cancelled"  # cancelled while waiting for a place
-        job = await jobs_repo.get_job(self._db, job_id)
+        job = entry.job or await jobs_repo.get_job(self._db, job_id)
         if job is None:
             return "failed"
         await self._emit(entry, self._progress(entry, "running", None, messages.RUNNING))

@@ -70,11 +70,13 @@ async def test_a_thousand_jobs_with_faults_and_a_restart(tmp_path: Path) -> None
             return len(await jobs_repo.list_jobs_by_status(harness.db, ["queued"])) >= 600
 
         await eventually(created, 60)
-        # Owners cancel a few of their queued jobs.
+        # Owners cancel a few of their queued jobs (one may finish before its owner gets to it).
         queued = await jobs_repo.list_jobs_by_status(harness.db, ["queued"])
+        cancelled_by_owner = 0
         for job in rng.sample(queued, 25):
             caller = Caller(platform="console", user_id=job.owner_id, server_id="s", channel_id="c")
-            await harness.engine.cancel(job.id, caller)
+            reply = await harness.engine.cancel(job.id, caller)
+            cancelled_by_owner += reply.text == messages.CANCELLED
 
         async def half_done() -> bool:
             done = await jobs_repo.list_jobs_by_status(harness.db, ["succeeded", "failed"])
@@ -112,7 +114,8 @@ async def test_a_thousand_jobs_with_faults_and_a_restart(tmp_path: Path) -> None
     statuses = Counter(job.status for job in jobs)
     assert set(statuses) <= {"succeeded", "failed", "cancelled"}, statuses
     assert statuses["succeeded"] > 800, statuses
-    assert statuses["cancelled"] >= 25
+    assert cancelled_by_owner >= 20
+    assert statuses["cancelled"] == cancelled_by_owner
 
     failed = [job for job in jobs if job.status == "failed"]
     assert all(job.error for job in failed)
