@@ -127,17 +127,17 @@ async def harness(
         await h.close()
 
 
-async def eventually(predicate: Callable[[], object], seconds: float = 30.0) -> None:
-    """Poll ``predicate`` (sync, or returning an awaitable) until it is true; fail after
-    ``seconds``. For state with no event to wait on: database rows, the engine's counters."""
+async def eventually(predicate: Callable[[], object], seconds: float = 30.0) -> object:
+    """Poll ``predicate`` (sync, or returning an awaitable) until it is truthy and return that
+    value; fail after ``seconds``. For state with no event to wait on: database rows, counters."""
     async with asyncio.timeout(seconds):
         while True:
             value = predicate()
             if inspect.isawaitable(value):
                 value = await value
             if value:
-                return
-            await asyncio.sleep(0.01)
+                return value
+            await asyncio.sleep(0.005)
 
 
 async def form_parts(body: bytes, content_type: str) -> dict[str, list[bytes]]:

@@ -15,6 +15,7 @@ from adapters.discord.client import IdeogramBot
 from bot.app import BotApp
 from bot.config import Settings
 from bot.offline import OfflineIdeogram
+from tests.conftest import eventually
 from tests.discord.fake_discord import FakeDiscord, FakeUser, InteractionRecord
 
 ALICE = FakeUser("1300000000000001001", "alice")
@@ -74,14 +75,7 @@ class DiscordBot:
 
     async def until(self, predicate: Any, limit_s: float = 15.0) -> Any:
         """Poll ``predicate`` (sync or async) until truthy, for state outside the fake."""
-        async with asyncio.timeout(limit_s):
-            while True:
-                value = predicate()
-                if asyncio.iscoroutine(value):
-                    value = await value
-                if value:
-                    return value
-                await asyncio.sleep(0.005)
+        return await eventually(predicate, limit_s)
 
     async def settle(self) -> None:
         """Wait until every interaction task in flight has finished."""
