@@ -108,6 +108,7 @@ async def bench_overhead(root: Path, base_url: str) -> list[dict[str, object]]:
     """job_vs_direct at 1 and at 200 concurrent jobs; in-flight utilisation while queued."""
     figures = []
     async with BotApp(bot_settings(root, base_url, "overhead")) as app:
+        await app.start()
         async with aiohttp.ClientSession() as session:
             client = IdeogramClient(session, base_url=base_url, api_key="bench")
             out = root / "direct"
@@ -204,7 +205,8 @@ async def bench_startup(root: Path, base_url: str) -> dict[str, object]:
     for i in range(7):
         settings = bot_settings(root, base_url, f"start{i}")
         t0 = time.perf_counter()
-        async with BotApp(settings):
+        async with BotApp(settings) as app:
+            await app.start()
             samples.append(time.perf_counter() - t0)
     return summary("startup_s", samples, "s")
 

@@ -64,7 +64,8 @@ async def _serve_fake_discord() -> None:
     """Child: the fake Discord plus the bench control API; prints its root, runs until killed."""
     from aiohttp import web
 
-    from tests.discord.fake_discord import FakeDiscord, FakeUser, InteractionRecord
+    from tests.discord.fake_discord import FakeDiscord
+    from tests.discord.fake_store import FakeUser, InteractionRecord
 
     fake = FakeDiscord()
     records: dict[str, InteractionRecord] = {}
@@ -238,6 +239,7 @@ async def run(root: Path) -> list[dict[str, object]]:
         control = _Control(session, discord_info["root"])
         async with BotApp(settings) as app:
             client = build_client(app, settings, guild_ready_timeout=0.0)
+            await app.start()
             await client.login(discord_info["token"])
             connection = asyncio.create_task(client.connect(reconnect=False))
             try:

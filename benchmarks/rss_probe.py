@@ -19,6 +19,7 @@ from bot.app import BotApp
 
 async def main(root: Path, base_url: str) -> None:
     async with BotApp(bot_settings(root, base_url, "rss")) as app:
+        await app.start()
         t0 = time.perf_counter()
         await asyncio.gather(*(bot_job(app, i, 4) for i in range(200)))
         elapsed = time.perf_counter() - t0

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from adapters.slack.app import SlackAdapter
@@ -60,12 +61,12 @@ async def run(root: Path) -> list[dict[str, object]]:
     try:
         async with BotApp(settings) as app:
             adapter = SlackAdapter(app.engine, settings, session=app.session)
+            await app.start()
             web_app = build_web_app(adapter.bolt)
             web_app.middlewares.append(timing)
-            runner = web.AppRunner(web_app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            url = f"http://127.0.0.1:{runner.addresses[0][1]}/slack/events"
+            server = TestServer(web_app)
+            await server.start_server(access_log=None)
+            url = str(server.make_url("/slack/events"))
             connector = aiohttp.TCPConnector(limit=0)  # all requests really arrive at once
             try:
                 async with aiohttp.ClientSession(connector=connector) as http:
@@ -94,7 +95,7 @@ async def run(root: Path) -> list[dict[str, object]]:
                     client_times = await asyncio.gather(*(send(n) for n in range(COMMANDS)))
                     await adapter.drain()
             finally:
-                await runner.cleanup()
+                await server.close()
                 await adapter.close()
     finally:
         await fake.close()

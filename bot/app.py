@@ -2,14 +2,16 @@
 
 ``async with BotApp(settings) as app:`` opens the database (applying migrations), the image
 store, one aiohttp session, the offline engine when no API key is set, the Ideogram client and
-the engine, and closes them in reverse order (STYLE.md, "The shape"). Nothing is built at
-import time.
+the engine (:func:`build_engine`), and closes them in reverse order; :meth:`BotApp.start` starts
+the job queue once the adapters are attached. Nothing is built at import time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from types import TracebackType
 
 import aiohttp
@@ -19,10 +21,45 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.ideogram.client import IdeogramClient
 from bot.image_store import ImageStore
+from bot.jobs import JobRunner
 from bot.offline import OfflineIdeogram
+from bot.results import Executor, JobFiles
 from storage import Database
 
 log = logging.getLogger(__name__)
+
+
+def build_engine(
+    *,
+    db: Database,
+    store: ImageStore,
+    client: IdeogramClient,
+    settings: Settings,
+    clock: Callable[[], float] = time.time,
+) -> Engine:
+    """Wire the engine: the runner executes jobs through the client, every 429 the client sees
+    lowers the runner's in-flight limit, and results nobody awaits go to the engine's
+    deliverers. The queue starts with :meth:`Engine.start`, once adapters are attached.
+
+    Args:
+        db, store, client, settings: the process's database, image store, Ideogram client and
+            configuration.
+        clock: Unix seconds, shared by the engine and the runner (tests pin it).
+    """
+    files = JobFiles(db, store)
+    runner = JobRunner(
+        db=db,
+        store=store,
+        execute=Executor(client, files),
+        prices=settings.prices,
+        max_in_flight=settings.ideogram_max_in_flight,
+        max_user_running=settings.max_user_running_jobs,
+        clock=clock,
+    )
+    client.on_rate_limited = runner.on_rate_limited
+    engine = Engine(db=db, store=store, runner=runner, files=files, settings=settings, clock=clock)
+    runner.on_finished = engine.deliver_unattended
+    return engine
 
 
 class BotApp:
@@ -31,7 +68,7 @@ class BotApp:
     Attributes (after ``__aenter__``):
         settings: the configuration.
         db: the open database.
-        engine: the command engine, started (queued jobs of the last run resumed).
+        engine: the command engine; its queue runs once :meth:`start` was awaited.
         offline: the in-process offline engine, or ``None`` when an API key is set.
         session: the shared aiohttp session (adapters may use it to fetch attachments).
     """
@@ -78,11 +115,17 @@ class BotApp:
             max_retries=settings.ideogram_max_retries,
             max_download_bytes=settings.ideogram_max_download_bytes,
         )
-        self.engine = Engine(
+        self.engine = build_engine(
             db=self.db, store=ImageStore(settings.data_dir), client=client, settings=settings
         )
-        resumed, interrupted = await self.engine.start()
         self._stack.push_async_callback(self.engine.close, settings.shutdown_grace_s)
+
+    async def start(self) -> None:
+        """Start the job queue: resume the jobs the last run left queued, report the running
+        ones as interrupted. Call it once the adapters have registered how to post results
+        (:meth:`~bot.engine.Engine.set_deliverer`), so a recovered job's result has somewhere
+        to go."""
+        resumed, interrupted = await self.engine.start()
         if resumed or interrupted:
             log.info("recovered jobs: %d queued resumed, %d interrupted", resumed, interrupted)
 

@@ -1,4 +1,4 @@
-"""The ``ideogram-bot`` command line (SPEC §7); also ``python -m bot``.
+"""The ``ideogram-bot`` command line (README, "Running it"); also ``python -m bot``.
 
 The core's own subcommands are ``fake-ideogram`` and ``migrate``. Adapters add theirs
 (``console``, ``demo``, ``discord``, ``slack``) through the ``ideogram_bot.adapters`` entry-point
@@ -33,7 +33,7 @@ ENTRY_POINT_GROUP = "ideogram_bot.adapters"
 
 
 class SecretRedactor(logging.Filter):
-    """Replace secrets in every record with ``[redacted]`` (SPEC §8: no secret in logs at any
+    """Replace secrets in every record with ``[redacted]`` (no secret appears in logs at any
     level): the configured tokens, keys and signing secrets, and the ``token`` fields of
     platform payloads that libraries print at DEBUG (Discord interaction tokens)."""
 

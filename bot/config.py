@@ -1,4 +1,4 @@
-"""Runtime configuration from the environment or a ``.env`` file (SPEC §6).
+"""Runtime configuration from the environment or a ``.env`` file (README, "Configuration").
 
 :class:`Settings` is built once, in the composition root (:mod:`bot.app`), and passed down;
 nothing reads the environment at import time. Secrets are :class:`pydantic.SecretStr`, so they
@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class PriceTable(BaseSettings):
-    """Estimated USD prices (SPEC §4); override with ``PRICE_<FIELD>`` variables.
+    """Estimated USD prices (docs/commands.md, usage); override with ``PRICE_<FIELD>`` variables.
 
     Per output image for generate/remix/reframe/replace-bg by rendering speed; ``transparent``
     is added per image for ``generate-transparent``; the rest are per request image.
@@ -34,7 +34,7 @@ class PriceTable(BaseSettings):
 
 
 class Settings(BaseSettings):
-    """Every variable of SPEC §6, plus a few operational knobs with safe defaults."""
+    """Every variable of README "Configuration", plus a few operational knobs with safe defaults."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 

@@ -1,4 +1,4 @@
-"""The bot's two tiers of errors (STYLE.md, habit 5).
+"""The bot's two tiers of errors.
 
 * :class:`UserError` and its subclasses carry a message written for the person who ran the
   command; adapters show it as is (ephemeral where the platform allows).
@@ -27,11 +27,11 @@ class UserError(BotError):
 
 
 class InvalidInput(UserError):
-    """A command, flag, option or value is not valid (SPEC §2)."""
+    """A command, flag, option or value is not valid (docs/commands.md lists the valid ones)."""
 
 
 class InvalidImage(UserError):
-    """An input image cannot be used: wrong type, unreadable, too large to fit (SPEC §2)."""
+    """An input image cannot be used: wrong type, unreadable, too large to fit in 10 MB."""
 
 
 class NotAllowed(UserError):
@@ -39,7 +39,7 @@ class NotAllowed(UserError):
 
 
 class QuotaExceeded(UserError):
-    """The daily image quota or the monthly budget would be exceeded (SPEC §4-5)."""
+    """The daily image quota or the monthly budget would be exceeded (server settings)."""
 
 
 class NotFound(UserError):

@@ -1,4 +1,4 @@
-"""Content-addressed image files under ``DATA_DIR`` (SPEC §4).
+"""Content-addressed image files under ``DATA_DIR`` (README, "Configuration").
 
 Every result and input image is kept as ``DATA_DIR/images/<aa>/<sha256>`` so that follow-ups
 re-upload the exact stored bytes long after Ideogram's URLs expired. Writes are atomic

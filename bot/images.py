@@ -1,13 +1,13 @@
 """Check, convert and shrink images: user input for the API, results for the chat platforms.
 
-SPEC §2: "Accepted: PNG, JPEG, WebP up to the API limit (10 MB); GIF/BMP/TIFF/HEIC that Pillow
+Accepted input: PNG, JPEG, WebP up to the API limit (10 MB); GIF/BMP/TIFF/HEIC that Pillow
 can read are converted to PNG; larger images are downscaled to fit; anything else is a clear
-error and no API call." SPEC §8: results are posted with their exact bytes and re-encoded only
+error and no API call. Results are posted with their exact bytes and re-encoded only
 when they exceed the platform's upload limit (:func:`fit_for_upload`).
 
 The type of an image is always sniffed from its bytes with Pillow; names and claimed content
 types are ignored. Every function here is synchronous and may take a second on a large image:
-call it through ``asyncio.to_thread`` from async code (STYLE.md, habit 7).
+call it through ``asyncio.to_thread`` from async code so the event loop never blocks.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-"""Largest image file the Ideogram API takes (SPEC §2: 10 MB)."""
+"""Largest image file the Ideogram API takes: 10 MB."""
 
 MAX_RAW_INPUT_BYTES = 100 * 1024 * 1024
 """Input larger than this is refused before any decoding."""
@@ -65,6 +65,11 @@ _EXTENSIONS = {
     "image/tiff": "tiff",
 }
 _CONTROL = re.compile(r"[\x00-\x1f\x7f`]")
+
+
+def extension_for(content_type: str | None, default: str = "png") -> str:
+    """The file extension (no dot) for an image MIME type, ``default`` when unknown."""
+    return _EXTENSIONS.get(content_type or "", default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +263,7 @@ def prepare_input_image(
     max_bytes: int = MAX_UPLOAD_BYTES,
     max_pixels: int = MAX_INPUT_PIXELS,
 ) -> InputImage:
-    """Check an uploaded image and make it acceptable to the Ideogram API (SPEC §2).
+    """Check an uploaded image and make it acceptable to the Ideogram API (at most 10 MB).
 
     * PNG, JPEG or WebP (still) of at most ``max_bytes``: returned with the exact bytes.
     * Any other format Pillow reads (GIF first frame, BMP, TIFF, ICO, animated PNG/WebP first
@@ -349,7 +354,7 @@ def prepare_input_image(
 
 
 def fit_for_upload(data: bytes, content_type: str, max_bytes: int) -> tuple[bytes, str, str]:
-    """Return an image file that fits a chat platform's upload limit (SPEC §3, §8).
+    """Return an image file that fits a chat platform's upload limit (results are posted as files).
 
     Unchanged when ``len(data) <= max_bytes``. Otherwise re-encoded, trying in order: an
     optimised PNG (when the source is PNG), JPEG quality 90 (when there is no transparency),

@@ -1,4 +1,4 @@
-"""Jobs: a fair queue, a global in-flight limit counted in images, and job execution (SPEC §4).
+"""Jobs: a fair queue, a global in-flight limit counted in images, and job execution.
 
 * Jobs wait in per-user queues served round-robin, so one user's batch does not starve a
   channel. The head job of the next user in turn (skipping users already at their running
@@ -12,12 +12,12 @@
 * A job runs the engine's executor (the Ideogram call), stores result images by SHA-256, and
   finishes in one database transaction that also writes the usage ledger row when the API
   billed it. Requests the API rejected (400, 422, 429) and jobs that failed on our side are not
-  charged (SPEC §4).
+  charged.
 * Progress (queue position, running, final state) goes to the listener given at submit time,
   one update at a time per job; queue positions at most every ``position_interval_s`` per job
   so that platform message edits stay within rate limits.
 * On start-up, jobs left ``queued`` are resumed in their order and jobs left ``running`` are
-  failed with an honest message (the API may have run them) and never charged twice (SPEC §8).
+  failed with an honest message (the API may have run them) and never charged twice.
 """
 
 from __future__ import annotations
@@ -27,13 +27,12 @@ import contextlib
 import logging
 import math
 import time
-from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
 from bot import messages
+from bot.commands.endpoints import ENDPOINTS, Outcome, load_request
 from bot.config import PriceTable
 from bot.errors import (
     IdeogramAuthError,
@@ -48,9 +47,9 @@ from bot.errors import (
     UserError,
     new_reference_id,
 )
+from bot.fair_queue import FairQueue, QueueEntry
 from bot.ideogram.client import GeneratedImage
 from bot.image_store import ImageStore
-from bot.pricing import estimate_usd
 from bot.types import Action, ActionKind, Progress, ProgressCallback
 from storage import Charge, Database, JobRecord, NewImage
 from storage import jobs as jobs_repo
@@ -59,105 +58,10 @@ from storage import usage as usage_repo
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What an executor got from the API: images (some maybe withheld) or descriptions."""
-
-    images: Sequence[GeneratedImage] = ()
-    descriptions: Sequence[str] = ()
-
-
 Executor = Callable[[JobRecord], Awaitable[Outcome]]
 FinishedHook = Callable[[str], Awaitable[None]]
 
 _REQUEUED = "requeued"
-
-
-@dataclass(slots=True)
-class _Entry:
-    job_id: str
-    user_key: str
-    weight: int
-    listener: ProgressCallback | None
-    done: asyncio.Future[str]
-    created_at: float = 0.0
-    job: JobRecord | None = None  # as stored at submit; what the API call needs never changes
-    requeues: int = 0
-    stage: str = "queued"
-    last_position: int | None = None
-    last_sent: float = -math.inf
-    position_pending: bool = False
-    released: bool = True
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-class FairQueue:
-    """Per-user FIFO queues served round-robin.
-
-    The order in which jobs start is: the head of each user's queue in turn (users in the order
-    they first queued), then the second job of each, and so on. A user who was just served goes
-    to the back of the line.
-    """
-
-    def __init__(self) -> None:
-        self._queues: OrderedDict[str, deque[_Entry]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return sum(len(q) for q in self._queues.values())
-
-    def push(self, entry: _Entry) -> None:
-        """Append ``entry`` to its user's queue."""
-        self._queues.setdefault(entry.user_key, deque()).append(entry)
-
-    def push_front(self, entry: _Entry) -> None:
-        """Put ``entry`` back at the head of its user's queue, and the user first in line."""
-        self._queues.setdefault(entry.user_key, deque()).appendleft(entry)
-        self._queues.move_to_end(entry.user_key, last=False)
-
-    def peek(self, eligible: Callable[[str], bool] = lambda _user: True) -> _Entry | None:
-        """The entry :meth:`pop` would take among users for whom ``eligible(user_key)``."""
-        for user_key, queue in self._queues.items():
-            if eligible(user_key):
-                return queue[0]
-        return None
-
-    def pop(self, entry: _Entry) -> None:
-        """Remove ``entry``, the head of its user's queue (from :meth:`peek`), and send that
-        user to the back of the line.
-
-        Raises:
-            ValueError: ``entry`` is not the head of its user's queue.
-        """
-        queue = self._queues.get(entry.user_key)
-        if not queue or queue[0] is not entry:
-            raise ValueError("pop takes the head entry that peek returned")
-        queue.popleft()
-        del self._queues[entry.user_key]
-        if queue:
-            self._queues[entry.user_key] = queue
-
-    def remove(self, job_id: str) -> _Entry | None:
-        """Remove the queued entry of ``job_id``; return it, or ``None`` if not queued."""
-        for user_key, queue in self._queues.items():
-            for entry in queue:
-                if entry.job_id == job_id:
-                    queue.remove(entry)
-                    if not queue:
-                        del self._queues[user_key]
-                    return entry
-        return None
-
-    def order(self) -> list[_Entry]:
-        """All queued entries in the order they will start (ignoring running limits)."""
-        queues = [list(q) for q in self._queues.values()]
-        out: list[_Entry] = []
-        depth = 0
-        while True:
-            layer = [q[depth] for q in queues if depth < len(q)]
-            if not layer:
-                return out
-            out.extend(layer)
-            depth += 1
 
 
 class JobRunner:
@@ -176,6 +80,8 @@ class JobRunner:
         rate_limit_patience_s: how long after its creation a job keeps being re-queued on 429.
         requeue_delay_s: wait before a re-queued job may start again when the API gave no
             ``Retry-After``.
+        clock: Unix seconds; the engine's clock, so a job's creation, its charge day and its
+            patience are read on one clock.
     """
 
     def __init__(
@@ -191,7 +97,9 @@ class JobRunner:
         position_interval_s: float = 2.0,
         rate_limit_patience_s: float = 900.0,
         requeue_delay_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        self._clock = clock
         self._db = db
         self._store = store
         self._execute = execute
@@ -204,8 +112,8 @@ class JobRunner:
         self.rate_limit_patience_s = rate_limit_patience_s
         self.requeue_delay_s = requeue_delay_s
         self._queue = FairQueue()
-        self._entries: dict[str, _Entry] = {}
-        self._waiting: dict[str, _Entry] = {}  # re-queued after a 429, waiting out the delay
+        self._entries: dict[str, QueueEntry] = {}
+        self._waiting: dict[str, QueueEntry] = {}  # re-queued after a 429, waiting out the delay
         self._running: dict[str, asyncio.Task[None]] = {}
         self._running_by_user: dict[str, int] = {}
         self._in_flight = 0
@@ -251,10 +159,12 @@ class JobRunner:
             if job.status == "running":
                 # The API may have run (and billed) it: report honestly, charge nothing more.
                 await jobs_repo.finish_job(
-                    self._db, job.id, status="failed", now=time.time(), error=messages.INTERRUPTED
+                    self._db, job.id, status="failed", now=self._clock(), error=messages.INTERRUPTED
                 )
                 interrupted += 1
-                await self._notify_finished(job.id)
+                # In the background: posting may wait until the platform has connected, and
+                # recovery (which runs before that) must not.
+                self._spawn(self._notify_finished(job.id))
             else:
                 self.submit(job, listener=None)
                 resumed += 1
@@ -290,7 +200,7 @@ class JobRunner:
             A future resolved with the job's final status when it finishes.
         """
         weight = max(1, min(job.num_images, self.max_in_flight))
-        entry = _Entry(
+        entry = QueueEntry(
             job.id,
             f"{job.platform}:{job.owner_id}",
             weight,
@@ -320,7 +230,7 @@ class JobRunner:
         Returns:
             The status the job had (``queued``/``running``), or ``None`` if it was not active.
         """
-        previous = await jobs_repo.cancel_job(self._db, job_id, now=time.time())
+        previous = await jobs_repo.cancel_job(self._db, job_id, now=self._clock())
         if previous is None:
             return None
         entry = self._queue.remove(job_id) or self._waiting.pop(job_id, None)
@@ -367,7 +277,7 @@ class JobRunner:
             or self._running_by_user.get(user_key, 0) < self.max_user_running
         )
 
-    def _next(self) -> _Entry | None:
+    def _next(self) -> QueueEntry | None:
         head = self._queue.peek(self._eligible)
         if head is None:
             return None
@@ -394,7 +304,7 @@ class JobRunner:
             self._publish_positions()
             await self._changed.wait()
 
-    def _release(self, entry: _Entry) -> None:
+    def _release(self, entry: QueueEntry) -> None:
         """Give back the job's places; idempotent, so the API call's end can free them before
         the result is stored and the run's end makes sure they were freed."""
         if entry.released:
@@ -421,7 +331,7 @@ class JobRunner:
             delay = entry.last_sent + self.position_interval_s - now
             self._spawn(self._send_position(entry, max(0.0, delay)))
 
-    async def _send_position(self, entry: _Entry, delay: float) -> None:
+    async def _send_position(self, entry: QueueEntry, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
         entry.position_pending = False
@@ -441,7 +351,7 @@ class JobRunner:
 
     # -- running ---------------------------------------------------------------------------
 
-    async def _run(self, entry: _Entry) -> None:
+    async def _run(self, entry: QueueEntry) -> None:
         status = "failed"
         try:
             status = await self._run_job(entry)
@@ -455,7 +365,7 @@ class JobRunner:
                 self._db,
                 entry.job_id,
                 status="failed",
-                now=time.time(),
+                now=self._clock(),
                 error=text,
                 error_ref=reference,
             )
@@ -472,9 +382,9 @@ class JobRunner:
         if entry.listener is None:
             await self._notify_finished(entry.job_id)
 
-    async def _run_job(self, entry: _Entry) -> str:
+    async def _run_job(self, entry: QueueEntry) -> str:
         job_id = entry.job_id
-        if not await jobs_repo.mark_running(self._db, job_id, now=time.time()):
+        if not await jobs_repo.mark_running(self._db, job_id, now=self._clock()):
             return "cancelled"  # cancelled while waiting for a place
         job = entry.job or await jobs_repo.get_job(self._db, job_id)
         if job is None:
@@ -497,23 +407,24 @@ class JobRunner:
             return await self._fail(entry, error)
         if isinstance(error, UserError):
             await jobs_repo.finish_job(
-                self._db, job_id, status="failed", now=time.time(), error=error.message
+                self._db, job_id, status="failed", now=self._clock(), error=error.message
             )
             await self._emit(entry, Progress(job_id, "failed", None, error.message))
             return "failed"
         self._on_success()
 
         images = [await self._image_row(img) for img in outcome.images]
-        now = time.time()
+        now = self._clock()
+        endpoint = ENDPOINTS[load_request(job.request).endpoint]
         charge = self._charge_for(job, len(outcome.images), now)
         finished = await jobs_repo.finish_job(
             self._db, job_id, status="succeeded", now=now, images=images,
-            descriptions=list(outcome.descriptions) if job.command == "describe" else None,
+            descriptions=None if endpoint.makes_images else list(outcome.descriptions),
             charge=charge,
         )  # fmt: skip
         if not finished:
             # Cancelled while running: the result is discarded, but the API did bill it, so
-            # the cost is recorded against the job (SPEC §4: charged as the API bills).
+            # the cost is recorded against the job (usage is charged as the API bills).
             await usage_repo.charge(
                 self._db, job_id=job.id, platform=job.platform, server_id=job.server_id,
                 user_id=job.owner_id, day=charge.day, month=charge.month, command=job.command,
@@ -524,35 +435,34 @@ class JobRunner:
         return "succeeded"
 
     def _charge_for(self, job: JobRecord, images: int, now: float) -> Charge:
-        """What the API billed for ``images`` result images (withheld ones included)."""
-        billed = 1 if job.command == "describe" else images
+        """What the API billed for ``images`` result images (withheld ones included), or for
+        the one request of an endpoint billed per request (which counts no images)."""
+        endpoint = ENDPOINTS[load_request(job.request).endpoint]
+        billed = 1 if endpoint.per_request else images
         day = datetime.fromtimestamp(now, UTC)
-        cost = estimate_usd(
-            self._prices, command=job.command, images=billed,
-            rendering_speed=job.rendering_speed, transparent=bool(job.request.get("transparent")),
-        )  # fmt: skip
+        cost = endpoint.cost_usd(self._prices, billed, job.rendering_speed)
         return Charge(
-            images=0 if job.command == "describe" else billed,
+            images=0 if endpoint.per_request else billed,
             cost_usd=cost,
             day=day.strftime("%Y-%m-%d"),
             month=day.strftime("%Y-%m"),
         )
 
-    async def _fail(self, entry: _Entry, exc: IdeogramError) -> str:
+    async def _fail(self, entry: QueueEntry, exc: IdeogramError) -> str:
         text = _failure_text(exc)
         log.warning(
             "job %s: Ideogram %s (status %s): %s",
             entry.job_id, type(exc).__name__, exc.status, exc.api_message,
         )  # fmt: skip
         await jobs_repo.finish_job(
-            self._db, entry.job_id, status="failed", now=time.time(), error=text
+            self._db, entry.job_id, status="failed", now=self._clock(), error=text
         )
         await self._emit(entry, Progress(entry.job_id, "failed", None, text))
         return "failed"
 
-    async def _requeue(self, entry: _Entry, exc: IdeogramRateLimited) -> bool:
+    async def _requeue(self, entry: QueueEntry, exc: IdeogramRateLimited) -> bool:
         """Put a job the API refused with 429 back in line; ``False`` once patience ran out."""
-        if time.time() - entry.created_at > self.rate_limit_patience_s:
+        if self._clock() - entry.created_at > self.rate_limit_patience_s:
             return False
         if not await jobs_repo.requeue_job(self._db, entry.job_id):
             return False
@@ -568,7 +478,7 @@ class JobRunner:
         )
         return True
 
-    async def _put_back(self, entry: _Entry, delay: float) -> None:
+    async def _put_back(self, entry: QueueEntry, delay: float) -> None:
         await asyncio.sleep(delay)
         if self._waiting.pop(entry.job_id, None) is entry:
             self._queue.push_front(entry)
@@ -586,11 +496,11 @@ class JobRunner:
     # -- listeners -------------------------------------------------------------------------
 
     @staticmethod
-    def _progress(entry: _Entry, state: str, position: int | None, text: str) -> Progress:
+    def _progress(entry: QueueEntry, state: str, position: int | None, text: str) -> Progress:
         cancel = Action(ActionKind.CANCEL, entry.job_id, 0, "Cancel")
         return Progress(entry.job_id, state, position, text, cancel)  # type: ignore[arg-type]
 
-    async def _emit(self, entry: _Entry, progress: Progress) -> None:
+    async def _emit(self, entry: QueueEntry, progress: Progress) -> None:
         if entry.listener is None:
             return
         async with entry.lock:  # one update at a time per job, in order
@@ -605,7 +515,7 @@ class JobRunner:
                 # A platform hiccup while showing progress must not fail the job.
                 log.warning("progress listener failed for job %s", entry.job_id, exc_info=True)
 
-    def _resolve(self, entry: _Entry, status: str) -> None:
+    def _resolve(self, entry: QueueEntry, status: str) -> None:
         if not entry.done.done():
             entry.done.set_result(status)
         self._entries.pop(entry.job_id, None)

@@ -1,16 +1,19 @@
-"""Every sentence the bot shows users, in one place (STYLE.md, habit 6).
+"""Every sentence the bot shows users, in one place, so wording is consistent across platforms.
 
 Text uses a light Markdown subset (``**bold**``, ``` `code` ```) that adapters convert to
-their platform's markup; keep each failure one sentence (DEVELOPERS: "one clear sentence").
+their platform's markup; keep each failure one clear sentence.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from bot.commands.grammar import FLAG_HELP
-from bot.commands.registry import COMMANDS
 from bot.types import Caption
+
+if TYPE_CHECKING:
+    from bot.commands.registry import CommandSpec
 
 OFFLINE_NOTICE = (
     "No IDEOGRAM_API_KEY is set: using the offline engine, which makes local placeholder "
@@ -117,7 +120,7 @@ NOT_CANCELLABLE = "Job `{job_id}` has already finished."
 
 
 def caption_lines(caption: Caption, mention: Callable[[str], str] = str) -> list[str]:
-    """Return the caption (SPEC §3) as Markdown-subset lines, first line the prompt.
+    """Return the caption under a result as Markdown-subset lines, first line the prompt.
 
     Args:
         caption: the facts.
@@ -152,10 +155,10 @@ def caption_text(caption: Caption, mention: Callable[[str], str] = str) -> str:
 # -- help ------------------------------------------------------------------------------------
 
 
-def help_text() -> str:
-    """``/help``: commands, flags and examples."""
+def help_text(commands: Mapping[str, CommandSpec]) -> str:
+    """``/help``: commands, flags and examples, from the command table ``commands``."""
     lines = ["**Commands**"]
-    for spec in COMMANDS.values():
+    for spec in commands.values():
         lines.append(f"`{spec.usage}` — {spec.summary}")
     lines.append("")
     lines.append("**Flags** (at the end of the prompt, e.g. `/imagine a fox --ar 16:9 --n 2`)")
@@ -167,7 +170,7 @@ def help_text() -> str:
         "**Buttons** U1…U4 upscale · V1…V4 vary · 🔄 re-roll · Imagine n uses a description"
     )
     lines.append("**Examples**")
-    for spec in COMMANDS.values():
+    for spec in commands.values():
         if spec.calls_api:
             lines.append(f"`{spec.example}`")
     return "\n".join(lines)

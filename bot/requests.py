@@ -1,24 +1,39 @@
-"""Building Ideogram requests from a command's prompt, options and server defaults.
+"""Building a job's request from a command's prompt, options and the server's defaults.
 
-Pure functions (no I/O): the engine calls them to turn a parsed command or a button press into
-the request fields of the spec's endpoint (``shared/ideogram-openapi.yaml``), with server
-settings filling what the user left out (SPEC §2, §5).
+Pure functions (no I/O). Each job command of :data:`bot.commands.registry.COMMANDS` names one
+builder here; it turns the parsed prompt and options into the typed request of the endpoint it
+calls (:data:`bot.commands.endpoints.JobRequest`), with server settings filling what the user left
+out. Follow-ups (vary, zoom out) are built from the parent's stored request the same way.
 """
 
 from __future__ import annotations
 
 import io
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from PIL import Image
 
 from bot import messages
+from bot.commands.endpoints import (
+    ENDPOINTS,
+    DescribeJob,
+    GenerateJob,
+    GenerateTransparentJob,
+    JobRequest,
+    ReframeJob,
+    RemixJob,
+    RemoveBackgroundJob,
+    ReplaceBackgroundJob,
+    UpscaleJob,
+    dump_request,
+)
 from bot.commands.grammar import GenerationOptions, suggest
-from bot.errors import InvalidInput
+from bot.config import PriceTable
+from bot.errors import InvalidImage, InvalidInput
 from bot.ideogram.models import (
     AspectRatioV3,
-    DescribeRequest,
     GenerateRequestV3,
     GenerateTransparentRequestV3,
     ReframeRequestV3,
@@ -27,11 +42,13 @@ from bot.ideogram.models import (
     ReplaceBackgroundRequestV3,
     ResolutionV3,
     UpscaleInitialImageRequest,
-    dump,
 )
 from bot.images import InputImage, prepare_input_image
 from bot.server_settings import ServerSettings
-from storage import JobRecord
+from bot.types import Caller
+from storage import JobRecord, NewJob
+
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 def typed_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,103 +58,138 @@ def typed_options(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def closest_aspect(width: int, height: int) -> AspectRatioV3:
+    """The API aspect ratio nearest to ``width``/``height`` (pixels)."""
     ratio = width / max(1, height)
     return min(AspectRatioV3, key=lambda a: abs(a.ratio - ratio))
 
 
-def request_for(
-    command: str,
-    prompt: str,
-    opts: GenerationOptions,
-    server: ServerSettings,
-    image: InputImage | None,
-) -> tuple[str, dict[str, Any]]:
-    """Build ``(endpoint, request fields)`` for a typed command; server defaults fill gaps.
-
-    Raises:
-        InvalidInput: options the endpoint cannot take (e.g. ``--transparent --style``).
-    """
-    speed = opts.rendering_speed or server.default_speed
-    magic = opts.magic_prompt or server.default_magic_prompt
-    num = opts.num_images or server.default_num_images
-    # The fields generate and remix share, under the spec's names.
-    shared: dict[str, Any] = {
+def _shared(prompt: str, opts: GenerationOptions, server: ServerSettings) -> dict[str, Any]:
+    """The fields generate and remix share, under the spec's names, defaults filled in."""
+    return {
         "prompt": prompt,
         "seed": opts.seed,
         "resolution": opts.resolution,
-        "rendering_speed": speed,
-        "magic_prompt": magic,
+        "rendering_speed": opts.rendering_speed or server.default_speed,
+        "magic_prompt": opts.magic_prompt or server.default_magic_prompt,
         "negative_prompt": opts.negative_prompt,
-        "num_images": num,
+        "num_images": opts.num_images or server.default_num_images,
         "color_palette": opts.color_palette,
         "style_type": opts.style_type or (None if opts.style_preset else server.default_style),
         "style_preset": opts.style_preset,
     }
-    if command == "imagine":
-        aspect = None if opts.resolution else (opts.aspect_ratio or server.default_aspect_ratio)
-        if opts.transparent:
-            # The user's own conflicting options were refused by grammar.check_options; only a
-            # server default can still be FLASH here.
-            if speed is RenderingSpeed.FLASH:
-                speed = RenderingSpeed.TURBO  # the server default; the API refuses FLASH here
-            return "generate-transparent", dump(
-                GenerateTransparentRequestV3(
-                    prompt=prompt,
-                    seed=opts.seed,
-                    aspect_ratio=aspect,
-                    rendering_speed=speed,
-                    magic_prompt=magic,
-                    negative_prompt=opts.negative_prompt,
-                    num_images=num,
-                )
-            )
-        return "generate", dump(GenerateRequestV3(**shared, aspect_ratio=aspect))
-    assert image is not None
-    if command == "remix":
-        aspect = None
-        if not opts.resolution:
-            # Remix crops the input to the aspect ratio: keep the photo's own shape by default.
-            aspect = opts.aspect_ratio or closest_aspect(image.width, image.height)
-        return "remix", dump(
-            RemixRequestV3(**shared, aspect_ratio=aspect, image_weight=opts.image_weight)
+
+
+def _image(image: InputImage | None) -> InputImage:
+    # The engine refuses a missing image (NEEDS_IMAGE) before it calls a builder.
+    if image is None:
+        raise InvalidImage("This command needs an image.")
+    return image
+
+
+def build_imagine(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/imagine``: ``POST /v1/ideogram-v3/generate``, or ``generate-transparent`` when
+    ``--transparent`` (which takes no style or palette)."""
+    aspect = None if opts.resolution else (opts.aspect_ratio or server.default_aspect_ratio)
+    if not opts.transparent:
+        return GenerateJob(
+            request=GenerateRequestV3(**_shared(prompt, opts, server), aspect_ratio=aspect)
         )
-    if command == "describe":
-        return "describe", dump(DescribeRequest())
-    if command == "upscale":
-        return "upscale", dump(
-            UpscaleInitialImageRequest(
-                prompt=prompt or None,
-                seed=opts.seed,
-                magic_prompt_option=opts.magic_prompt,
-            )
+    speed = opts.rendering_speed or server.default_speed
+    # The user's own conflicting options were refused by grammar.check_options; only a server
+    # default can still be FLASH here, which the transparent endpoint refuses.
+    if speed is RenderingSpeed.FLASH:
+        speed = RenderingSpeed.TURBO
+    return GenerateTransparentJob(
+        request=GenerateTransparentRequestV3(
+            prompt=prompt,
+            seed=opts.seed,
+            aspect_ratio=aspect,
+            rendering_speed=speed,
+            magic_prompt=opts.magic_prompt or server.default_magic_prompt,
+            negative_prompt=opts.negative_prompt,
+            num_images=opts.num_images or server.default_num_images,
         )
-    if command == "reframe":
-        resolution = opts.resolution or parse_resolution(prompt)
-        return "reframe", dump(
-            ReframeRequestV3(
-                resolution=resolution,
-                num_images=opts.num_images or 1,
-                seed=opts.seed,
-                rendering_speed=speed,
-                style_preset=opts.style_preset,
-                color_palette=opts.color_palette,
-            )
+    )
+
+
+def build_remix(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/remix``: ``POST /v1/ideogram-v3/remix``; keeps the photo's own shape by default
+    (remix crops the input to the aspect ratio)."""
+    aspect = None
+    if not opts.resolution:
+        source = _image(image)
+        aspect = opts.aspect_ratio or closest_aspect(source.width, source.height)
+    return RemixJob(
+        request=RemixRequestV3(
+            **_shared(prompt, opts, server), aspect_ratio=aspect, image_weight=opts.image_weight
         )
-    if command == "replace-bg":
-        return "replace-bg", dump(
-            ReplaceBackgroundRequestV3(
-                prompt=prompt,
-                magic_prompt=magic,
-                num_images=num,
-                seed=opts.seed,
-                rendering_speed=speed,
-                style_preset=opts.style_preset,
-                color_palette=opts.color_palette,
-            )
+    )
+
+
+def build_describe(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/describe``: ``POST /describe``."""
+    return DescribeJob()
+
+
+def build_upscale(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/upscale``: ``POST /upscale``, the prompt optional."""
+    return UpscaleJob(
+        request=UpscaleInitialImageRequest(
+            prompt=prompt or None, seed=opts.seed, magic_prompt_option=opts.magic_prompt
         )
-    if command == "remove-bg":
-        return "remove-bg", {}
-    raise InvalidInput(f"/{command} does not make images.")
+    )
+
+
+def build_reframe(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/reframe``: ``POST /v1/ideogram-v3/reframe``; the resolution is ``--res`` or the text.
+
+    Raises:
+        InvalidInput: no resolution, or not one the API takes.
+    """
+    return ReframeJob(
+        request=ReframeRequestV3(
+            resolution=opts.resolution or parse_resolution(prompt),
+            num_images=opts.num_images or 1,
+            seed=opts.seed,
+            rendering_speed=opts.rendering_speed or server.default_speed,
+            style_preset=opts.style_preset,
+            color_palette=opts.color_palette,
+        )
+    )
+
+
+def build_replace_bg(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/replace-bg``: ``POST /v1/ideogram-v3/replace-background``."""
+    return ReplaceBackgroundJob(
+        request=ReplaceBackgroundRequestV3(
+            prompt=prompt,
+            magic_prompt=opts.magic_prompt or server.default_magic_prompt,
+            num_images=opts.num_images or server.default_num_images,
+            seed=opts.seed,
+            rendering_speed=opts.rendering_speed or server.default_speed,
+            style_preset=opts.style_preset,
+            color_palette=opts.color_palette,
+        )
+    )
+
+
+def build_remove_bg(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/remove-bg``: ``POST /v1/remove-background``."""
+    return RemoveBackgroundJob()
 
 
 def parse_resolution(text: str) -> ResolutionV3:
@@ -162,27 +214,35 @@ def parse_resolution(text: str) -> ResolutionV3:
 
 
 def vary_request(
-    parent: JobRecord, prompt: str, weight: int, server: ServerSettings, image: InputImage
-) -> dict[str, Any]:
-    """A remix of one result image with the original prompt and options (SPEC §3, V1…Vn)."""
-    base = parent.request.get("request", {})
-    resolution = base.get("resolution")
-    aspect = base.get("aspect_ratio") or (
-        None if resolution else closest_aspect(image.width, image.height).value
+    parent: JobRequest, prompt: str, weight: int, server: ServerSettings, image: InputImage
+) -> JobRequest:
+    """A remix of one result image with the parent's prompt and options (V1…Vn, Vary).
+
+    Args:
+        parent: the stored request of the job whose image is varied.
+        prompt: the parent's prompt ("a variation of this image" when it had none).
+        weight: ``image_weight`` 1–100 (the server's subtle or strong weight).
+        server: fills what the parent's request did not set.
+        image: the result image, as sent.
+    """
+    base = parent.request
+    resolution = getattr(base, "resolution", None)
+    aspect = getattr(base, "aspect_ratio", None) or (
+        None if resolution else closest_aspect(image.width, image.height)
     )
-    return dump(
-        RemixRequestV3(
+    return RemixJob(
+        request=RemixRequestV3(
             prompt=prompt or "a variation of this image",
             image_weight=weight,
             resolution=resolution,
             aspect_ratio=aspect,
-            rendering_speed=base.get("rendering_speed") or server.default_speed,
-            magic_prompt=base.get("magic_prompt") or server.default_magic_prompt,
-            negative_prompt=base.get("negative_prompt"),
-            num_images=base.get("num_images") or server.default_num_images,
-            color_palette=base.get("color_palette"),
-            style_type=base.get("style_type"),
-            style_preset=base.get("style_preset"),
+            rendering_speed=getattr(base, "rendering_speed", None) or server.default_speed,
+            magic_prompt=getattr(base, "magic_prompt", None) or server.default_magic_prompt,
+            negative_prompt=getattr(base, "negative_prompt", None),
+            num_images=getattr(base, "num_images", None) or server.default_num_images,
+            color_palette=getattr(base, "color_palette", None),
+            style_type=getattr(base, "style_type", None),
+            style_preset=getattr(base, "style_preset", None),
         )
     )
 
@@ -207,3 +267,64 @@ def zoom_out_input(image: InputImage) -> tuple[InputImage, ResolutionV3]:
         out = io.BytesIO()
         small.save(out, format="PNG")
     return prepare_input_image(out.getvalue(), "zoom-out.png"), target
+
+
+def new_job_id() -> str:
+    """Return a fresh job id: 12 lowercase base32 characters (60 random bits)."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(12))
+
+
+def new_job(
+    request: JobRequest,
+    *,
+    command: str,
+    caller: Caller,
+    prompt: str,
+    input_image: InputImage | None,
+    input_sha: str | None,
+    request_key: str | None,
+    prices: PriceTable,
+    now: float,
+    parent: JobRecord | None = None,
+    parent_index: int | None = None,
+    action: str | None = None,
+) -> NewJob:
+    """The job to store for ``request``, owned by ``caller``, with its estimated cost.
+
+    Args:
+        request: the typed request (its endpoint decides the price).
+        command: the command the job runs as (``remix`` for a V button …).
+        caller: who ran it and where; the job is theirs and charged to them.
+        prompt: the prompt as the user gave it.
+        input_image, input_sha: the input image and its stored SHA-256, if any.
+        request_key: the platform's delivery id, so a retried delivery starts one job.
+        prices: the price table in force.
+        now: Unix seconds.
+        parent, parent_index: the job and 0-based image a button was pressed on.
+        action: ``kind:index`` of that button.
+    """
+    fields = request.request
+    num_images = int(getattr(fields, "num_images", None) or 1)
+    speed = getattr(fields, "rendering_speed", None)
+    speed_text = str(speed) if speed else None
+    endpoint = ENDPOINTS[request.endpoint]
+    return NewJob(
+        id=new_job_id(),
+        platform=caller.platform,
+        server_id=caller.server_id,
+        channel_id=caller.channel_id,
+        owner_id=caller.user_id,
+        command=command,
+        action=action,
+        parent_job_id=parent.id if parent else None,
+        parent_index=parent_index,
+        prompt=prompt,
+        request=dump_request(request),
+        input_sha256=input_sha,
+        input_content_type=input_image.content_type if input_image else None,
+        num_images=num_images,
+        rendering_speed=speed_text,
+        request_key=request_key,
+        created_at=now,
+        estimated_cost_usd=endpoint.cost_usd(prices, num_images, speed_text),
+    )

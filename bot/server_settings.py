@@ -1,4 +1,4 @@
-"""Per-server admin settings: keys, defaults, parsing and validation (SPEC §5).
+"""Per-server admin settings: keys, defaults, parsing and validation (docs/commands.md).
 
 Values are stored as text in ``server_settings`` (one row per changed key) and parsed into a
 typed :class:`ServerSettings` on every use, so a key that was never set follows the default.

@@ -2,7 +2,7 @@
 
 Adapters translate platform events into :class:`Invocation` / :class:`Press` and render
 :class:`Reply` values (:class:`TextReply`, :class:`JobResult`) back into platform messages
-(STYLE.md, habit 1). No platform payload rides along inside these types.
+(docs/architecture.md, layers). No platform payload rides along inside these types.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from bot.images import InputImage
 
 Platform = Literal["discord", "slack", "console"]
 
-#: Button ids: ``ig:<kind>:<job_id>:<index>`` (SPEC §3). Job ids are 12 lowercase base32 chars,
-#: so an id is at most 3 + 20 + 1 + 12 + 1 + 2 = 39 chars: well under Discord's 100 and
-#: Slack's 255.
+#: Button ids: ``ig:<kind>:<job_id>:<index>``; all state is loaded from the job, so buttons keep
+#: working after a restart. Job ids are 12 lowercase base32 chars, so an id is at most
+#: 3 + 20 + 1 + 12 + 1 + 2 = 39 chars: well under Discord's 100 and Slack's 255.
 ACTION_ID_PREFIX = "ig"
 ACTION_ID_RE = re.compile(r"^ig:(?P<kind>[a-z_]+):(?P<job_id>[a-z0-9]{4,32}):(?P<index>\d{1,2})$")
 
 
 class ActionKind(StrEnum):
-    """Follow-up actions a result offers (SPEC §3)."""
+    """Follow-up actions a result offers (the buttons under it, docs/commands.md)."""
 
     UPSCALE = "upscale"  # U1…Un
     VARY = "vary"  # V1…Vn (subtle weight)
@@ -83,7 +83,6 @@ class Caller:
         channel_id: where the command was run (and where the result goes).
         is_admin: the platform says this user may change server settings (Discord Manage
             Server; Slack admin/owner or ``SLACK_ADMIN_USER_IDS``; the console user).
-        display_name: how to name the user in a caption (a mention string is fine).
     """
 
     platform: Platform
@@ -91,7 +90,6 @@ class Caller:
     server_id: str = ""
     channel_id: str = ""
     is_admin: bool = False
-    display_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +100,7 @@ class Invocation:
         command: the command name without the slash (``imagine``, ``settings`` …).
         caller: who and where.
         text: the free text: prompt with inline flags, or the arguments (``set key value``).
-        options: typed options by their SPEC §2 Discord names (``aspect_ratio``, ``seed`` …).
+        options: typed options by their Discord option names (``aspect_ratio``, ``seed`` …).
         images: input images, already fetched from the platform's file host.
         request_key: the platform's delivery id (interaction id, Slack trigger id) so that the
             same delivery twice starts one job.
@@ -127,7 +125,7 @@ class Press:
 
 @dataclass(frozen=True, slots=True)
 class Caption:
-    """The facts under a result (SPEC §3); adapters format them in their own markup.
+    """The facts under a result (its caption); adapters format them in their own markup.
 
     ``requester_id`` is the platform user id; adapters turn it into a mention. ``seed`` is the
     seed text (several seeds joined with ", " when the images differ).
@@ -165,10 +163,10 @@ class ResultImage:
 
 @dataclass(frozen=True, slots=True)
 class TextReply:
-    """A text answer (``/usage``, ``/help``, an error). ``ephemeral``: only the caller sees it."""
+    """A text answer (``/usage``, ``/help``, an error, a duplicate delivery); adapters show it
+    only to the caller. ``duplicate``: the same delivery or press was already handled."""
 
     text: str
-    ephemeral: bool = True
     duplicate: bool = False
 
 
@@ -221,7 +219,7 @@ ProgressState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A job's progress for adapters to render (SPEC §4).
+    """A job's progress for adapters to render: queue position, running, final state.
 
     Attributes:
         job_id: the job.

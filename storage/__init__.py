@@ -1,8 +1,8 @@
 """SQLite storage of ideogram-bot: jobs, result images, the usage ledger, server settings.
 
-A small typed repository over aiosqlite (STYLE.md, "The shape"): :class:`Database` owns the one
-connection and applies versioned migrations at start-up; module-level async functions take the
-database first and return frozen records. This package never imports ``bot``.
+A small typed repository over aiosqlite (docs/architecture.md, storage): :class:`Database` owns
+the one connection and applies versioned migrations at start-up; module-level async functions take
+the database first and return frozen records. This package never imports ``bot``.
 
 Typical use::
 
@@ -19,9 +19,7 @@ from storage.db import (
     migrate_path,
 )
 from storage.jobs import (
-    JobNotFoundError,
     cancel_job,
-    count_active,
     find_recent_press,
     finish_job,
     get_images,
@@ -31,8 +29,8 @@ from storage.jobs import (
     mark_running,
     recent_jobs,
     requeue_job,
-    set_message_ref,
 )
+from storage.messages import job_of_message, link_message, messages_of_job
 from storage.records import (
     ACTIVE_STATUSES,
     JOB_STATUSES,
@@ -59,7 +57,6 @@ __all__ = [
     "Charge",
     "Database",
     "ImageRecord",
-    "JobNotFoundError",
     "JobRecord",
     "JobStatus",
     "Migration",
@@ -72,23 +69,24 @@ __all__ = [
     "UsageTotals",
     "cancel_job",
     "charge",
-    "count_active",
     "find_recent_press",
     "finish_job",
     "get_images",
     "get_job",
     "get_settings",
     "insert_job",
+    "job_of_message",
     "ledger_by_job",
+    "link_message",
     "list_jobs_by_status",
     "load_migrations",
     "mark_running",
+    "messages_of_job",
     "migrate_path",
     "recent_jobs",
     "requeue_job",
     "reset_setting",
     "server_totals",
-    "set_message_ref",
     "set_setting",
     "user_totals",
 ]

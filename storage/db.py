@@ -9,7 +9,7 @@ own lock for up to ``busy_timeout_ms``.
 
 Migrations are files ``NNNN_name.sql`` in a directory (by default ``storage/migrations``),
 applied in version order, all pending ones in one transaction, and recorded in
-``schema_migrations`` (STYLE.md, "Versioned SQL migrations").
+``schema_migrations``, so a half-applied schema never exists.
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class Database:
         ``foreign_keys=ON``; busy timeout ``busy_timeout_ms`` (sqlite3's ``timeout``).
 
         Args:
-            path: the SQLite file (SPEC §6 ``DATABASE_PATH``); its parent directory is created.
+            path: the SQLite file (``DATABASE_PATH`` setting); its parent directory is created.
                 ``":memory:"`` gives a private in-memory database (no WAL), for quick experiments.
             migrations_dir: folder of ``NNNN_name.sql`` files; default
                 :data:`DEFAULT_MIGRATIONS_DIR`.
@@ -365,7 +365,7 @@ async def migrate_path(path: str | Path, *, migrations_dir: str | Path | None = 
     """Open the database at ``path``, apply pending migrations, close it (``ideogram-bot migrate``).
 
     Args:
-        path: the SQLite file (SPEC §6 ``DATABASE_PATH``); created with its folder if missing.
+        path: the SQLite file (``DATABASE_PATH`` setting); created with its folder if missing.
         migrations_dir: folder of migrations; default the package's own.
 
     Returns:

@@ -1,4 +1,4 @@
-"""Jobs and their result images: insert with limits, state changes, look-ups (SPEC §4).
+"""Jobs and their result images: insert with limits, state changes, look-ups.
 
 Every write is one transaction of :meth:`storage.db.Database.transaction`, so a check and the
 write it guards (request-key de-duplication, quota, budget, "only if still active") cannot be
@@ -28,9 +28,7 @@ from storage.records import (
 from storage.usage import insert_ledger_row
 
 __all__ = [
-    "JobNotFoundError",
     "cancel_job",
-    "count_active",
     "find_recent_press",
     "finish_job",
     "get_images",
@@ -39,7 +37,6 @@ __all__ = [
     "list_jobs_by_status",
     "mark_running",
     "recent_jobs",
-    "set_message_ref",
 ]
 
 # Float sums of prices (0.03 + 0.06 …) are compared with this slack, USD.
@@ -58,10 +55,6 @@ INSERT INTO jobs (
     ?, ?, 'queued', ?, ?
 )
 """
-
-
-class JobNotFoundError(LookupError):
-    """No job has the given id."""
 
 
 async def insert_job(
@@ -277,7 +270,7 @@ async def finish_job(
         error_ref: the short reference id of an unexpected error.
         images: result images, each ``idx`` once.
         descriptions: ``/describe`` results, stored as a JSON list; ``None`` stores nothing.
-        charge: what to charge, or ``None`` (e.g. a request the API rejected, SPEC §4).
+        charge: what to charge, or ``None`` (e.g. a request the API rejected is not charged).
 
     Returns:
         Whether the job was finished; ``False`` if it does not exist or is no longer active.
@@ -363,33 +356,10 @@ async def cancel_job(db: Database, job_id: str, *, now: float) -> str | None:
         return str(row["status"])
 
 
-async def set_message_ref(db: Database, job_id: str, ref: dict[str, Any]) -> None:
-    """Store the adapter's reference to the posted result of ``job_id`` (replacing any).
-
-    Args:
-        db: the database.
-        job_id: the job.
-        ref: JSON-serialisable platform reference (channel and message ids, Slack ``ts`` …).
-
-    Raises:
-        JobNotFoundError: no job has this id.
-        TypeError: ``ref`` is not JSON-serialisable.
-    """
-    ref_json = json.dumps(ref, ensure_ascii=False, sort_keys=True)
-    async with db.transaction() as conn:
-        cursor = await conn.execute(
-            "UPDATE jobs SET message_ref = ? WHERE id = ?", (ref_json, job_id)
-        )
-        changed = cursor.rowcount
-        await cursor.close()
-    if changed != 1:
-        raise JobNotFoundError(job_id)
-
-
 async def list_jobs_by_status(db: Database, statuses: Sequence[str]) -> list[JobRecord]:
     """Return every job whose status is in ``statuses``, in insertion order (``seq``).
 
-    Used at start-up to resume or report queued and running jobs (SPEC §8).
+    Used at start-up to resume or report queued and running jobs, so none is lost on restart.
     """
     rows = await db.fetchall(
         "SELECT * FROM jobs WHERE status IN (SELECT value FROM json_each(?)) ORDER BY seq",
@@ -416,9 +386,9 @@ async def find_recent_press(
 ) -> JobRecord | None:
     """Return the newest job ``owner_id`` made by pressing ``action`` on ``parent_job_id``.
 
-    For double-click de-duplication (SPEC §3): a press that finds one shows that job instead of
-    starting another. This check and a later :func:`insert_job` are two transactions; for a race-
-    free guarantee give both presses the same ``NewJob.request_key``.
+    For double-click de-duplication, so a double click never bills twice: a press that finds one
+    shows that job instead of starting another. This check and a later :func:`insert_job` are two
+    transactions; for a race-free guarantee give both presses the same ``NewJob.request_key``.
 
     Args:
         db: the database.
@@ -436,16 +406,6 @@ async def find_recent_press(
         (parent_job_id, owner_id, action, since),
     )
     return JobRecord.from_row(row) if row is not None else None
-
-
-async def count_active(db: Database, *, platform: str, owner_id: str) -> int:
-    """Return how many queued or running jobs ``owner_id`` has on ``platform``."""
-    row = await db.fetchone(
-        "SELECT COUNT(*) FROM jobs WHERE owner_id = ? AND platform = ?"
-        " AND status IN (SELECT value FROM json_each(?))",
-        (owner_id, platform, _ACTIVE_JSON),
-    )
-    return int(row[0]) if row is not None else 0
 
 
 async def _one(conn: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> aiosqlite.Row | None:

@@ -1,4 +1,4 @@
-"""Per-server settings as stored key/value text (SPEC §5).
+"""Per-server settings as stored key/value text (keys listed in docs/commands.md).
 
 Only values an admin changed are stored; defaults, key validation and parsing belong to the
 core's settings rules, not to storage.
@@ -45,7 +45,7 @@ async def set_setting(
         db: the database.
         platform: the platform.
         server_id: guild / team id, ``''`` for DMs and the console.
-        key: a SPEC §5 key (validated by the caller).
+        key: a server settings key such as ``daily_quota`` (validated by the caller).
         value: the value as text (validated by the caller).
         updated_by: the admin's user id, for the record.
         now: unix seconds, stored as ``updated_at``.

@@ -1,4 +1,4 @@
-"""The usage ledger: one row per charged job, and sums over it (SPEC §4).
+"""The usage ledger: one row per charged job, and sums over it (docs/commands.md, usage).
 
 Charging is idempotent: the ledger's primary key is the job id and rows are written with
 ``INSERT OR IGNORE``, so a retried delivery or a double click never bills twice. Whenever a row

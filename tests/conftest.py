@@ -11,14 +11,12 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import BodyPartReader, MultipartReader
-from aiohttp.base_protocol import BaseProtocol
-from aiohttp.streams import StreamReader
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
+from bot.app import build_engine
 from bot.config import Settings
-from bot.engine import Engine
+from bot.engine import Deliver, Engine
 from bot.ideogram.client import IdeogramClient
 from bot.image_store import ImageStore
 from bot.offline import OfflineIdeogram
@@ -83,21 +81,26 @@ class Harness:
         self.engine: Engine
         self.console: ConsoleAdapter
         self.output = io.StringIO()
+        #: Deliverers registered at every open, before the engine starts (platform → deliver).
+        self.deliverers: dict[str, Deliver] = {}
 
     async def open(self) -> Harness:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = await Database.open(self.settings.database_path)
         client = make_client(self.session, self.offline)
-        self.engine = Engine(
+        self.engine = build_engine(
             db=self.db,
             store=ImageStore(self.settings.data_dir),
             client=client,
             settings=self.settings,
         )
-        await self.engine.start()
         self.console = ConsoleAdapter(
             self.engine, out_dir=self.settings.data_dir.parent / "out", stdout=self.output
         )
+        # As in the composition root: adapters attach before the queue starts.
+        for platform, deliver in self.deliverers.items():
+            self.engine.set_deliverer(platform, deliver)
+        await self.engine.start()
         return self
 
     async def close(self) -> None:
@@ -141,15 +144,13 @@ async def eventually(predicate: Callable[[], object], seconds: float = 30.0) -> 
 
 
 async def form_parts(body: bytes, content_type: str) -> dict[str, list[bytes]]:
-    """The parts of a recorded multipart body by name, read with aiohttp's MultipartReader."""
-    loop = asyncio.get_running_loop()
-    stream = StreamReader(BaseProtocol(loop), max(2**16, len(body)), loop=loop)
-    stream.feed_data(body)
-    stream.feed_eof()
+    """The parts of a recorded multipart body by name, read by the offline engine's parser."""
+    from bot.offline.forms import read_multipart
+
     parts: dict[str, list[bytes]] = {}
-    async for part in MultipartReader({"Content-Type": content_type}, stream):
-        assert isinstance(part, BodyPartReader) and part.name
-        parts.setdefault(part.name, []).append(bytes(await part.read(decode=False)))
+    for part in await read_multipart(body, content_type):
+        assert part.name
+        parts.setdefault(part.name, []).append(part.data)
     return parts
 
 

@@ -1,4 +1,4 @@
-"""The core stays platform-neutral (STYLE.md: bot/ never imports discord, slack or adapters)."""
+"""The core stays platform-neutral: bot/ never imports discord, slack or adapters."""
 
 from __future__ import annotations
 

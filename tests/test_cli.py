@@ -83,7 +83,7 @@ def test_sigterm_stops_the_process_cleanly(tmp_path: Path):
 
 
 def test_secrets_never_reach_the_log(tmp_path: Path):
-    """SPEC §8: configured secrets, payload tokens and interaction-token URLs are redacted at
+    """Configured secrets, payload tokens and interaction-token URLs are redacted at
     every level, tracebacks included."""
     import io
     import logging

@@ -13,7 +13,7 @@ from bot.errors import InvalidImage, InvalidInput, NotAllowed, QuotaExceeded, Us
 from bot.types import Caller, Invocation, JobResult, Press, TextReply
 from storage import jobs as jobs_repo
 from storage import usage as usage_repo
-from tests.conftest import DEMO_PHOTO, Harness, png_bytes, sent_field
+from tests.conftest import DEMO_PHOTO, Harness, eventually, png_bytes, sent_field
 
 ADMIN = Caller(platform="console", user_id="admin", server_id="s1", channel_id="c1", is_admin=True)
 ALICE = Caller(platform="console", user_id="alice", server_id="s1", channel_id="c1")
@@ -320,10 +320,7 @@ async def test_restart_resumes_queued_jobs_and_fails_running_ones_honestly(harne
     harness.offline.faults.hang_next = 1
     harness.settings.max_user_active_jobs = 5
     task = asyncio.create_task(imagine(harness, "stuck job"))
-    for _ in range(200):
-        await asyncio.sleep(0.01)
-        if harness.engine.runner.in_flight:
-            break
+    await eventually(lambda: harness.engine.runner.in_flight)
     running = [j for j in await jobs_repo.list_jobs_by_status(harness.db, ["running"])]
     assert len(running) == 1
     await harness.restart()
@@ -348,11 +345,7 @@ async def test_owner_cancels_a_queued_job(harness: Harness):
     harness.settings.max_user_active_jobs = 5
     first = asyncio.create_task(imagine(harness, "first"))
     second = asyncio.create_task(imagine(harness, "second"))
-    for _ in range(100):
-        await asyncio.sleep(0.01)
-        queued = await jobs_repo.list_jobs_by_status(harness.db, ["queued"])
-        if queued:
-            break
+    queued = await eventually(lambda: jobs_repo.list_jobs_by_status(harness.db, ["queued"]))
     assert queued
     with pytest.raises(NotAllowed):
         await harness.engine.cancel(queued[0].id, BOB)

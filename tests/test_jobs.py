@@ -8,15 +8,15 @@ import pytest
 
 from bot import messages
 from bot.errors import NotAllowed
-from bot.jobs import FairQueue, _Entry
+from bot.fair_queue import FairQueue, QueueEntry
 from bot.types import Caller, Invocation, JobResult, Press, Progress, TextReply
 from storage import jobs as jobs_repo
 from storage import usage as usage_repo
 from tests.conftest import Harness, eventually
 
 
-def _entry(job_id: str, user: str, weight: int = 1) -> _Entry:
-    return _Entry(job_id, user, weight, None, asyncio.get_running_loop().create_future())
+def _entry(job_id: str, user: str, weight: int = 1) -> QueueEntry:
+    return QueueEntry(job_id, user, weight, None, asyncio.get_running_loop().create_future())
 
 
 async def test_fair_queue_serves_users_round_robin():

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot import messages
 from bot.config import Settings
@@ -21,6 +22,8 @@ from bot.types import Caller, Invocation, JobResult
 from storage import jobs as jobs_repo
 from storage import usage as usage_repo
 from tests.conftest import Harness, eventually
+
+pytestmark = pytest.mark.slow
 
 USERS = 50
 JOBS_PER_USER = 20
@@ -50,9 +53,10 @@ async def test_a_thousand_jobs_with_faults_and_a_restart(tmp_path: Path) -> None
         delivered.append(result)
 
     async with aiohttp.ClientSession() as session:
-        harness = await Harness(settings, session, offline).open()
+        harness = Harness(settings, session, offline)
+        harness.deliverers["console"] = deliver
+        await harness.open()
         harness.engine.runner.requeue_delay_s = 0.05
-        harness.engine.set_deliverer("console", deliver)
 
         async def one(user: int, n: int) -> object:
             caller = Caller(platform="console", user_id=f"u{user}", server_id="s", channel_id="c")
@@ -95,7 +99,6 @@ async def test_a_thousand_jobs_with_faults_and_a_restart(tmp_path: Path) -> None
         await eventually(engine_idle, 30)
         await harness.open()
         harness.engine.runner.requeue_delay_s = 0.05
-        harness.engine.set_deliverer("console", deliver)
 
         async def all_final() -> bool:
             active = await jobs_repo.list_jobs_by_status(harness.db, ["queued", "running"])

@@ -1,4 +1,4 @@
-"""The console adapter (SPEC §7): the bot's commands in a terminal."""
+"""The console adapter (``ideogram-bot console``): the bot's commands in a terminal."""
 
 from adapters.console.adapter import ConsoleAdapter
 

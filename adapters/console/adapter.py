@@ -1,4 +1,4 @@
-"""The console adapter: the bot's commands in a terminal (SPEC §7, ``ideogram-bot console``).
+"""The console adapter: the bot's commands in a terminal (``ideogram-bot console``).
 
 Lines are slash commands exactly as on the chat platforms; commands that take an image take a
 file path as their first word (``/remix photo.jpg make it watercolor --weight 30``). Buttons of
@@ -22,7 +22,7 @@ from bot import messages
 from bot.commands import registry
 from bot.engine import Engine
 from bot.errors import InvalidImage, UserError, new_reference_id
-from bot.images import prepare_input_image
+from bot.images import InputImage, prepare_input_image
 from bot.types import Caller, Invocation, JobResult, Press, Progress, Reply, TextReply
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class ConsoleAdapter:
         engine: the started engine.
         out_dir: where result images are written (created on demand).
         stdout: where to print (default ``sys.stdout``).
-        user_id: the console user's id; the console user is the local admin (SPEC §5).
+        user_id: the console user's id; the console user is the local admin (may change settings).
         echo: print each line before its answer (scripts and the demo; a terminal already
             shows what was typed).
     """
@@ -71,7 +71,6 @@ class ConsoleAdapter:
             server_id="console",
             channel_id="console",
             is_admin=True,
-            display_name="you",
         )
         self.results: list[JobResult] = []
         self.saved: list[Path] = []
@@ -140,7 +139,7 @@ class ConsoleAdapter:
 
     async def _command(self, name: str, rest: str) -> Reply:
         spec = registry.get(name)
-        images = ()
+        images: tuple[InputImage, ...] = ()
         if spec is not None and spec.takes_image:
             match = _FIRST_WORD.match(rest)
             if not match or not rest.strip():

@@ -1,4 +1,4 @@
-"""The ``console`` and ``demo`` subcommands (SPEC §7), registered through the
+"""The ``console`` and ``demo`` subcommands of ``ideogram-bot``, registered through the
 ``ideogram_bot.adapters`` entry point.
 """
 
@@ -57,6 +57,7 @@ async def run_console(args: argparse.Namespace, settings: Settings) -> int:
     _quiet_logs()
     async with BotApp(settings) as app:
         adapter = ConsoleAdapter(app.engine, out_dir=args.out, echo=bool(args.script))
+        await app.start()
         if args.script:
             failures = await adapter.run_script(args.script)
             return 1 if failures else 0
@@ -76,6 +77,7 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
     )
     async with BotApp(demo_settings) as app:
         adapter = ConsoleAdapter(app.engine, out_dir=args.out)
+        await app.start()
         for line in demo_script(DEMO_PHOTO):
             await adapter.run_line(line)
         adapter.say("")

@@ -1,10 +1,11 @@
-"""The Discord adapter (SPEC §2-5 on Discord, discord.py 2.7): translate interactions, reactions
-and results between Discord and the platform-neutral core.
+"""The Discord adapter (discord.py 2.7): translate interactions, reactions and results between
+Discord and the platform-neutral core.
 
 Modules: :mod:`.client` (the client, tree, sync), :mod:`.commands` (slash commands, context
 menus, modal), :mod:`.flow` (defer → core → progress → result, the one error handler),
-:mod:`.views` (restart-safe buttons), :mod:`.render` (messages and files), :mod:`.inputs`
-(attachments), :mod:`.reactions` (✉️ and ❌), :mod:`.cli` (``ideogram-bot discord``).
+:mod:`.progress` (the progress message), :mod:`.views` (restart-safe buttons), :mod:`.render`
+(messages and files), :mod:`.inputs` (attachments), :mod:`.reactions` (✉️ and ❌), :mod:`.cli`
+(``ideogram-bot discord``).
 """
 
 import warnings

@@ -1,4 +1,4 @@
-"""The ``discord`` subcommand (SPEC §7), registered through the ``ideogram_bot.adapters`` entry
+"""The ``discord`` subcommand, registered through the ``ideogram_bot.adapters`` entry
 point: ``ideogram-bot discord`` runs the bot with ``DISCORD_TOKEN``.
 """
 
@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 
 
 def build_client(app: BotApp, settings: Settings, **options: Any) -> IdeogramBot:
-    """The Discord client over the app's engine, configured from ``settings`` (SPEC §6)."""
+    """The Discord client over the app's engine, configured from ``settings``."""
     return IdeogramBot(
         app.engine,
         api_base_url=settings.discord_api_base_url,
@@ -48,6 +48,7 @@ async def run_discord(args: argparse.Namespace, settings: Settings) -> int:
     token = settings.discord_token.get_secret_value()
     async with BotApp(settings) as app:
         client = build_client(app, settings)
+        await app.start()
         try:
             async with client:
                 await client.start(token)

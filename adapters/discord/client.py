@@ -1,4 +1,4 @@
-"""The Discord client: gateway connection, command tree, start-up sync, shutdown (SPEC §2, §6).
+"""The Discord client: gateway connection, command tree, start-up sync, shutdown.
 
 :class:`IdeogramBot` is a :class:`discord.Client` with a
 :class:`~adapters.discord.commands.BotCommandTree`. In :meth:`IdeogramBot.setup_hook` (after
@@ -6,7 +6,8 @@ login, before the gateway connects) it registers the slash commands, the three m
 menus and the restart-safe :class:`~adapters.discord.views.ResultButton` and syncs the commands —
 to ``DISCORD_GUILD_ID`` when set (fast, for development), else globally. On construction it
 registers as the engine's deliverer for ``discord`` results nobody awaits (jobs resumed after a
-restart), which are posted once the REST login and sync are done.
+restart), which are posted once the REST login and sync are done; the composition root
+(:mod:`adapters.discord.cli`) builds the client before it starts the engine's queue.
 
 Intents: guilds, guild and DM reactions — no privileged intent. Interactions arrive whatever the
 intents; reactions drive ✉️ and ❌ (:mod:`adapters.discord.reactions`).
@@ -15,8 +16,8 @@ intents; reactions drive ✉️ and ❌ (:mod:`adapters.discord.reactions`).
 interaction callbacks and webhooks included, from the class attribute
 ``discord.http.Route.BASE`` and connects to ``DiscordWebSocket.DEFAULT_GATEWAY``. Both are
 process-wide; when the root differs from Discord's, :meth:`IdeogramBot.login` sets the REST
-root and :meth:`IdeogramBot.setup_hook` the gateway address from ``GET {root}/gateway/bot``
-(SPEC §6); :meth:`IdeogramBot.close` restores both.
+root and :meth:`IdeogramBot.setup_hook` the gateway address from ``GET {root}/gateway/bot``;
+:meth:`IdeogramBot.close` restores both.
 
 Platform doc followed: discord-api-docs "Gateway" (Get Gateway Bot) and "Interactions ›
 Application commands" (Bulk Overwrite Global / Guild Application Commands).
@@ -49,12 +50,14 @@ DISCORD_API_BASE_URL = "https://discord.com/api/v10"
 SHUTDOWN_GRACE_S = 5.0
 
 #: Name prefixes of the tasks discord.py creates per interaction (tree commands, dynamic
-#: buttons, modal submits) and of our progress editors.
+#: buttons, modal submits) and per reaction, and of ours: progress editors and results of
+#: resumed jobs waiting for the login.
 _INTERACTION_TASK_PREFIXES = (
     "CommandTree-invoker",
     "discord-ui-dynamic-item-",
     "discord-ui-modal-dispatch-",
     "discord-progress",
+    "discord-deliver",
     "discord.py: on_raw_reaction_add",
 )
 
@@ -72,7 +75,7 @@ class IdeogramBot(discord.Client):
     """The bot on Discord.
 
     Args:
-        engine: the started core engine (from :class:`bot.app.BotApp`).
+        engine: the core engine (from :class:`bot.app.BotApp`), its queue not yet started.
         api_base_url: ``DISCORD_API_BASE_URL``, the REST root.
         guild_id: ``DISCORD_GUILD_ID``: sync commands to this guild only; ``None`` = globally.
         shutdown_grace_s: seconds :meth:`close` lets interactions in flight finish.
@@ -112,8 +115,9 @@ class IdeogramBot(discord.Client):
         self._saved_endpoints: tuple[str, yarl.URL] | None = None
         # Set once logged in and synced: results of resumed jobs wait for it before posting.
         self.rest_ready = asyncio.Event()
-        # Registered now rather than in setup_hook: jobs resumed by the engine's start may
-        # finish while we log in, and their results must not be dropped.
+        # Registered on construction, before the composition root starts the engine's queue:
+        # the start reports jobs the last run left and resumes queued ones, which may finish
+        # before setup_hook runs, and their results must not be dropped.
         engine.set_deliverer("discord", self.flow.deliver_unattended)
 
     @property
@@ -147,7 +151,7 @@ class IdeogramBot(discord.Client):
         self.rest_ready.set()
 
     async def sync_commands(self) -> list[discord.app_commands.AppCommand]:
-        """PUT the command list: to ``DISCORD_GUILD_ID`` when set, else globally (SPEC §2)."""
+        """PUT the command list: to ``DISCORD_GUILD_ID`` when set, else globally."""
         if self.guild_id is not None:
             guild = discord.Object(self.guild_id)
             self.tree.copy_global_to(guild=guild)
@@ -163,7 +167,7 @@ class IdeogramBot(discord.Client):
         log.info("connected to Discord as %s (%s)", self.user, self.user.id if self.user else "?")
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
-        """✉️ DMs the images; ❌ by the requester deletes the result (SPEC §3)."""
+        """✉️ DMs the images; ❌ by the requester deletes the result."""
         await reactions.on_reaction(self, payload)
 
     async def close(self) -> None:

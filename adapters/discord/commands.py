@@ -1,8 +1,9 @@
-"""Slash commands, message context menus and the remix modal (SPEC §2, §5).
+"""Slash commands, message context menus and the remix modal.
 
-Every command of SPEC §2 is a slash command with the option names of "Option names on
-Discord"; descriptions come from the core's :data:`bot.commands.registry.COMMANDS` and
-:data:`bot.commands.grammar.FLAG_HELP`, so the wording matches ``/help`` on every platform.
+Every command of ``docs/commands.md`` is a slash command; its typed options are named as in
+:data:`bot.commands.grammar.TYPED_OPTION_FLAGS`, and descriptions come from the core's
+:data:`bot.commands.registry.COMMANDS` and :func:`bot.commands.grammar.typed_option_help`, so
+the wording matches ``/help`` on every platform.
 Small enums (speed, style, magic prompt, settings keys) are choices; style presets, aspect
 ratios, palettes and resolutions are autocompleted from the core's lists (Discord allows 25
 choices). Input images are ``discord.Attachment`` options (type 11, resolved from
@@ -19,7 +20,8 @@ autocomplete, ``default_member_permissions``, contexts) and "Components › Moda
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import discord
 from discord import app_commands
@@ -29,11 +31,12 @@ from adapters.discord.inputs import first_image
 from bot import server_settings
 from bot.commands.grammar import (
     ASPECT_RATIO_CHOICES,
-    FLAG_HELP,
     MAX_SEED,
     PALETTE_PRESET_CHOICES,
     RESOLUTION_CHOICES,
     STYLE_PRESET_CHOICES,
+    TYPED_OPTION_FLAGS,
+    typed_option_help,
 )
 from bot.commands.registry import COMMANDS
 from bot.errors import InvalidImage
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from adapters.discord.flow import InteractionFlow
 
 Interaction = discord.Interaction[Any]
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: Discord's limits: description ≤ 100 characters, ≤ 25 choices.
 _MAX_DESCRIPTION = 100
@@ -51,7 +55,7 @@ _MAX_CHOICES = 25
 #: ``max_num_images`` (≤ 8) is enforced by the core with a clear message.
 _MAX_NUM_IMAGES = 8
 
-#: Context menu names (SPEC §2), ≤ 32 characters each.
+#: Context menu names, ≤ 32 characters each.
 REMIX_MENU = "Remix this image"
 DESCRIBE_MENU = "Describe this image"
 UPSCALE_MENU = "Upscale this image"
@@ -66,29 +70,14 @@ def _summary(command: str) -> str:
     return _short(COMMANDS[command].summary)
 
 
-_FLAG_OF_OPTION = {
-    "aspect_ratio": "--ar",
-    "negative_prompt": "--no",
-    "seed": "--seed",
-    "speed": "--speed",
-    "style": "--style",
-    "preset": "--preset",
-    "magic_prompt": "--magic",
-    "num_images": "--n",
-    "palette": "--palette",
-    "image_weight": "--weight",
-    "transparent": "--transparent",
-    "resolution": "--res",
-}
-
-
 def _option_help(option: str) -> str:
-    """An option's description from the core's flag help (``FLAG_HELP``)."""
-    flag = _FLAG_OF_OPTION[option]
-    for usage, description, _values in FLAG_HELP:
-        if usage.split()[0] == flag:
-            return _short(description[:1].upper() + description[1:])
-    return option.replace("_", " ")
+    """A typed option's description: the core's help of the flag it stands for."""
+    return _short(typed_option_help(option))
+
+
+def _typed_options(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed options among a command callback's arguments (the names the core knows)."""
+    return {name: value for name, value in arguments.items() if name in TYPED_OPTION_FLAGS}
 
 
 def _choices(values: list[str]) -> list[Choice[str]]:
@@ -155,36 +144,40 @@ async def resolution_autocomplete(_: Interaction, current: str) -> list[Choice[s
 
 # -- slash commands ---------------------------------------------------------------------------
 
-_GENERATION_HELP = {
-    name: _option_help(name)
-    for name in (
-        "aspect_ratio",
-        "negative_prompt",
-        "seed",
-        "speed",
-        "style",
-        "preset",
-        "magic_prompt",
-        "num_images",
-        "palette",
-    )
-}
+#: Typed options only some commands have; every other one is shared by /imagine and /remix.
+_NOT_SHARED = frozenset({"resolution", "image_weight", "transparent"})
+
+
+def _generation_options(**help_: str) -> Callable[[F], F]:
+    """Describe, constrain and autocomplete the options /imagine and /remix share, plus the
+    descriptions in ``help_`` (applied to the callback, under ``app_commands.command``)."""
+    shared_help = {
+        name: _option_help(name) for name in TYPED_OPTION_FLAGS if name not in _NOT_SHARED
+    }
+
+    def apply(callback: F) -> F:
+        callback = app_commands.describe(**help_, **shared_help)(callback)
+        callback = app_commands.choices(
+            speed=SPEED_CHOICES, style=STYLE_CHOICES, magic_prompt=MAGIC_CHOICES
+        )(callback)
+        return app_commands.autocomplete(
+            aspect_ratio=aspect_ratio_autocomplete,
+            preset=preset_autocomplete,
+            palette=palette_autocomplete,
+        )(callback)
+
+    return apply
 
 
 def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.Group]:
-    """Build the slash commands of SPEC §2 (called in ``setup_hook``, not at import)."""
+    """Build the slash commands of ``docs/commands.md`` (called in ``setup_hook``, not at
+    import). /imagine and /remix list their options as parameters because discord.py reads
+    the options from the callback's signature; the values go to the core by name."""
 
     @app_commands.command(name="imagine", description=_summary("imagine"))
-    @app_commands.describe(
+    @_generation_options(
         prompt="What to draw; inline flags like --ar 16:9 --n 4 also work",
         transparent=_option_help("transparent"),
-        **_GENERATION_HELP,
-    )
-    @app_commands.choices(speed=SPEED_CHOICES, style=STYLE_CHOICES, magic_prompt=MAGIC_CHOICES)
-    @app_commands.autocomplete(
-        aspect_ratio=aspect_ratio_autocomplete,
-        preset=preset_autocomplete,
-        palette=palette_autocomplete,
     )
     async def imagine(
         interaction: Interaction,
@@ -200,36 +193,14 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
         palette: str | None = None,
         transparent: bool | None = None,
     ) -> None:
-        await _flow(interaction).command(
-            interaction,
-            "imagine",
-            text=prompt,
-            options={
-                "aspect_ratio": aspect_ratio,
-                "negative_prompt": negative_prompt,
-                "seed": seed,
-                "speed": speed,
-                "style": style,
-                "preset": preset,
-                "magic_prompt": magic_prompt,
-                "num_images": num_images,
-                "palette": palette,
-                "transparent": transparent,
-            },
-        )
+        options = _typed_options(locals())
+        await _flow(interaction).command(interaction, "imagine", text=prompt, options=options)
 
     @app_commands.command(name="remix", description=_summary("remix"))
-    @app_commands.describe(
+    @_generation_options(
         image="The image to start from (PNG, JPEG or WebP)",
         prompt="What to make of it; inline flags like --weight 40 also work",
         image_weight=_option_help("image_weight"),
-        **_GENERATION_HELP,
-    )
-    @app_commands.choices(speed=SPEED_CHOICES, style=STYLE_CHOICES, magic_prompt=MAGIC_CHOICES)
-    @app_commands.autocomplete(
-        aspect_ratio=aspect_ratio_autocomplete,
-        preset=preset_autocomplete,
-        palette=palette_autocomplete,
     )
     async def remix(
         interaction: Interaction,
@@ -246,23 +217,9 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
         num_images: Range[int, 1, _MAX_NUM_IMAGES] | None = None,
         palette: str | None = None,
     ) -> None:
+        options = _typed_options(locals())
         await _flow(interaction).command(
-            interaction,
-            "remix",
-            text=prompt,
-            options={
-                "image_weight": image_weight,
-                "aspect_ratio": aspect_ratio,
-                "negative_prompt": negative_prompt,
-                "seed": seed,
-                "speed": speed,
-                "style": style,
-                "preset": preset,
-                "magic_prompt": magic_prompt,
-                "num_images": num_images,
-                "palette": palette,
-            },
-            attachments=[image],
+            interaction, "remix", text=prompt, options=options, attachments=[image]
         )
 
     @app_commands.command(name="describe", description=_summary("describe"))
@@ -345,7 +302,7 @@ def build_commands() -> list[app_commands.Command[Any, ..., Any] | app_commands.
 
 
 def build_settings_group() -> app_commands.Group:
-    """``/settings show|set|reset``: Manage Server by default, guild only (SPEC §5)."""
+    """``/settings show|set|reset``: Manage Server by default, guild only."""
     group = app_commands.Group(
         name="settings",
         description=_summary("settings"),
@@ -450,7 +407,7 @@ async def upscale_menu(interaction: Interaction, message: discord.Message) -> No
 
 
 def build_context_menus() -> list[app_commands.ContextMenu]:
-    """The three message context menus of SPEC §2."""
+    """The three message context menus ("Remix / Describe / Upscale this image")."""
     return [
         app_commands.ContextMenu(name=REMIX_MENU, callback=remix_menu),
         app_commands.ContextMenu(name=DESCRIBE_MENU, callback=describe_menu),

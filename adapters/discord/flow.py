@@ -1,7 +1,7 @@
-"""The interaction flow: defer, run in the core, show progress, post the result (SPEC §3-4).
+"""The interaction flow: defer, run in the core, show progress, post the result.
 
 Every slash command, context menu, modal submit and button press goes through
-:class:`InteractionFlow`:
+:class:`InteractionFlow` (``docs/architecture.md``, "One command, end to end"):
 
 1. **Acknowledge** within Discord's 3 s: ``defer(thinking=True)`` — public for commands that
    make a job (the "thinking" message becomes the progress message and then the result),
@@ -9,11 +9,13 @@ Every slash command, context menu, modal submit and button press goes through
 2. **Translate** the interaction into an :class:`~bot.types.Invocation` or
    :class:`~bot.types.Press` (caller, guild, channel, Manage Server, attachments) with the
    interaction id as ``request_key``, so the same delivery twice starts one job.
-3. **Progress**: queue position, then "Generating…", edited into the original response; edits
-   are coalesced in a background task so a slow edit never holds up the job queue.
+3. **Progress**: queue position, then "Generating…", edited into the original response by
+   :class:`~adapters.discord.progress.ProgressMessage`, which never holds up the job queue.
 4. **Result**: the original response is edited into the result (caption, files, buttons). When
    the interaction token has expired (15 minutes; Discord error 50027/10015) the result is
    posted in the channel with the bot token instead and the stale progress message removed.
+   Every message that shows a job is linked to it (:meth:`InteractionFlow.link`), so ✉️ and ❌
+   find the job, also after a restart.
 5. **Errors**: :meth:`InteractionFlow.report_error` is the one handler for the command tree,
    buttons and modals — a :class:`~bot.errors.UserError` is shown ephemerally in its own words,
    anything else as one sentence with a reference id and logged in full.
@@ -28,9 +30,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -38,19 +40,18 @@ from discord import app_commands
 
 from adapters.discord import render
 from adapters.discord.inputs import fetch_input_image
+from adapters.discord.progress import UNKNOWN_MESSAGE, ProgressMessage, is_token_dead
 from adapters.discord.views import result_view
 from bot import messages
 from bot.commands import registry
 from bot.engine import Engine
 from bot.errors import UserError, new_reference_id
 from bot.types import (
-    Action,
     ActionKind,
     Caller,
     Invocation,
     JobResult,
     Press,
-    Progress,
     ProgressCallback,
     Reply,
     TextReply,
@@ -65,21 +66,13 @@ log = logging.getLogger(__name__)
 #: Key of the :class:`Ack` in ``interaction.extras`` (discord.py leaves that dict to us).
 ACK_KEY = "ideogram_ack"
 
-#: Discord JSON error codes meaning "this interaction token can no longer be used".
-#: 10015 Unknown Webhook, 10062 Unknown Interaction, 50027 Invalid Webhook Token.
-TOKEN_DEAD_CODES = frozenset({10015, 10062, 50027})
 #: 40060 Interaction has already been acknowledged (a second delivery of the same interaction).
 ALREADY_ACKNOWLEDGED = 40060
-#: 10008 Unknown Message.
-UNKNOWN_MESSAGE = 10008
 
 #: Shown for a moment on a public progress message before it is replaced by an ephemeral
 #: answer (Discord ignores ``ephemeral`` on the first followup after a deferral, so the
 #: loading state must end before the private answer is sent).
 _ENDING = "…"
-
-#: How many recently posted message ids are remembered for ❌/✉️ on progress messages.
-_REMEMBERED_MESSAGES = 10_000
 
 
 @dataclass(slots=True)
@@ -109,12 +102,7 @@ def caller_of(interaction: discord.Interaction[Any]) -> Caller:
         server_id=str(interaction.guild_id) if in_guild else "",
         channel_id=str(interaction.channel_id or ""),
         is_admin=in_guild and (permissions.manage_guild or permissions.administrator),
-        display_name=interaction.user.mention,
     )
-
-
-def _is_token_dead(error: discord.HTTPException) -> bool:
-    return error.code in TOKEN_DEAD_CODES or error.status == 401
 
 
 def _unwrap(error: BaseException) -> BaseException:
@@ -127,73 +115,12 @@ def _unwrap(error: BaseException) -> BaseException:
     return error
 
 
-class ProgressMessage:
-    """Shows a job's progress in the original response, one edit at a time (SPEC §4).
-
-    The text is the core's sentence (queue position, "Generating…") with the job id, and the
-    core's Cancel button while the job is queued or running. The listener only records the
-    latest state and returns, so a slow Discord edit never holds up the job; a single background
-    task per message edits until it has shown the latest state. :meth:`close` waits for that
-    task, so no progress edit can land after the result.
-    """
-
-    def __init__(self, flow: InteractionFlow, interaction: discord.Interaction[Any], ack: Ack):
-        self._flow = flow
-        self._interaction = interaction
-        self._ack = ack
-        self._latest: tuple[str, Action | None] | None = None  # (text, Cancel button)
-        self._shown: tuple[str, Action | None] | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-        self.dead = False
-        self.deleted = False
-
-    async def update(self, progress: Progress) -> None:
-        """The core's progress listener: remember the text, start the editor if idle."""
-        if self._ack.message_id is not None:
-            self._flow.remember(self._ack.message_id, progress.job_id)
-        if self._closed or progress.state not in ("queued", "running"):
-            return  # final states are shown by the result itself
-        self._latest = (render.progress_content(progress), progress.cancel)
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._edit_loop(), name="discord-progress")
-
-    async def _edit_loop(self) -> None:
-        while (
-            not self._closed
-            and not self.dead
-            and self._latest is not None
-            and self._latest != self._shown
-        ):
-            state = self._latest
-            text, cancel = state
-            view = result_view([[cancel]]) if cancel is not None else None
-            try:
-                await self._interaction.edit_original_response(content=text, view=view)
-            except discord.HTTPException as exc:
-                if _is_token_dead(exc):
-                    self.dead = True
-                elif exc.code == UNKNOWN_MESSAGE:
-                    self.deleted = True
-                else:
-                    log.warning("progress edit failed: %s %s", exc.status, exc.code)
-                return
-            self._shown = state
-
-    async def close(self) -> None:
-        """Stop showing progress; wait for an edit in flight (never cancel it half-sent)."""
-        self._closed = True
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await self._task
-
-
 class InteractionFlow:
     """Runs interactions against the engine and answers them on Discord.
 
     Args:
         client: the bot client (REST, channels, the interaction's session).
-        engine: the started core engine.
+        engine: the core engine.
         allowed_hosts: hosts attachments may be downloaded from (see
             :func:`adapters.discord.inputs.file_hosts`).
     """
@@ -204,22 +131,25 @@ class InteractionFlow:
         self.client = client
         self.engine = engine
         self.allowed_hosts = allowed_hosts
-        # message id → job id of progress/result messages this process posted, so ❌ and ✉️
-        # on them need no fetch of the message (after a restart the message itself is read).
-        self._message_jobs: OrderedDict[int, str] = OrderedDict()
+        # Results of resumed jobs waiting for the login (see deliver_unattended).
+        self._waiting_deliveries: set[asyncio.Task[None]] = set()
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def remember(self, message_id: int, job_id: str) -> None:
-        """Record that ``message_id`` shows job ``job_id`` (bounded, newest kept)."""
-        self._message_jobs[message_id] = job_id
-        self._message_jobs.move_to_end(message_id)
-        while len(self._message_jobs) > _REMEMBERED_MESSAGES:
-            self._message_jobs.popitem(last=False)
+    async def link(self, channel_id: int | None, message_id: int, job_id: str) -> None:
+        """Record that message ``message_id`` in ``channel_id`` shows job ``job_id``
+        (:meth:`bot.engine.Engine.link_message`), so ✉️ and ❌ on it find the job, also after a
+        restart. Nothing is recorded without a channel id.
 
-    def job_of_message(self, message_id: int) -> str | None:
-        """The job a message this process posted shows, if remembered."""
-        return self._message_jobs.get(message_id)
+        Never raises: the link only serves reactions, so a failure is logged and the message
+        it was for stays posted.
+        """
+        if channel_id is None:
+            return
+        try:
+            await self.engine.link_message("discord", str(channel_id), str(message_id), job_id)
+        except Exception:
+            log.warning("job %s: could not link message %s", job_id, message_id, exc_info=True)
 
     # -- entry points ----------------------------------------------------------------------
 
@@ -238,7 +168,8 @@ class InteractionFlow:
             interaction: the application command or modal submit interaction.
             command: the core command name (``imagine``, ``remix`` …).
             text: the free text: prompt with inline flags, or arguments.
-            options: typed options by their SPEC §2 names; ``None`` values are left out.
+            options: typed options by their names in ``docs/commands.md``; ``None`` values
+                are left out.
             attachments: input images, read at once (their URLs are signed and expire).
 
         Raises:
@@ -292,16 +223,33 @@ class InteractionFlow:
 
         Registered with :meth:`bot.engine.Engine.set_deliverer` for platform ``discord``. The
         upload limit is Discord's default, since there is no interaction to report another.
+        Before the REST login is done (jobs recovered by the engine's start, which runs before
+        the login) the post waits in a background task that :meth:`IdeogramBot.close` drains,
+        so the engine's start is not held up by the login it comes before.
         """
         if result.status == "cancelled" or not result.channel_id.isdigit():
             return
+        if self.client.rest_ready.is_set():
+            await self._deliver(result)
+            return
+        task = asyncio.create_task(self._deliver_when_ready(result), name="discord-deliver")
+        self._waiting_deliveries.add(task)
+        task.add_done_callback(self._waiting_deliveries.discard)
+
+    async def _deliver_when_ready(self, result: JobResult) -> None:
         await self.client.rest_ready.wait()
+        try:
+            await self._deliver(result)
+        except Exception:
+            log.exception("posting the result of job %s failed", result.job_id)
+
+    async def _deliver(self, result: JobResult) -> None:
         rendered = await render.render_result(
             result, limit_bytes=discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         )
         message = await self._post_in_channel(int(result.channel_id), rendered)
         if message is not None:
-            self.remember(message.id, result.job_id)
+            await self.link(int(result.channel_id), message.id, result.job_id)
 
     # -- the shared steps ------------------------------------------------------------------
 
@@ -336,7 +284,11 @@ class InteractionFlow:
         ack: Ack,
         call: Callable[[ProgressCallback], Awaitable[Reply]],
     ) -> None:
-        progress = ProgressMessage(self, interaction, ack)
+        progress = ProgressMessage(
+            interaction,
+            message_id=ack.message_id,
+            link=partial(self.link, interaction.channel_id),
+        )
         try:
             reply = await call(progress.update)
         finally:
@@ -358,8 +310,6 @@ class InteractionFlow:
         *,
         token_dead: bool,
     ) -> None:
-        if ack.message_id is not None:
-            self.remember(ack.message_id, result.job_id)
         rendered = await render.render_result(result, limit_bytes=interaction.filesize_limit)
         if not token_dead and not interaction.is_expired():
             view = result_view(rendered.rows)
@@ -374,11 +324,11 @@ class InteractionFlow:
                 if exc.code == UNKNOWN_MESSAGE:
                     log.info("job %s: its message was deleted; not posting", result.job_id)
                     return
-                if not _is_token_dead(exc):
+                if not is_token_dead(exc):
                     raise
                 log.info("interaction %s token expired; posting in the channel", interaction.id)
             else:
-                self.remember(message.id, result.job_id)
+                await self.link(interaction.channel_id, message.id, result.job_id)
                 return
         # After 15 minutes every webhook path is dead: post with the bot token instead.
         channel_id = interaction.channel_id
@@ -387,7 +337,7 @@ class InteractionFlow:
             return
         posted = await self._post_in_channel(channel_id, rendered)
         if posted is not None:
-            self.remember(posted.id, result.job_id)
+            await self.link(channel_id, posted.id, result.job_id)
         if ack.public and ack.message_id is not None:
             with contextlib.suppress(discord.HTTPException):
                 await self.client.http.delete_message(channel_id, ack.message_id)
@@ -418,7 +368,7 @@ class InteractionFlow:
         try:
             await interaction.delete_original_response()
         except discord.HTTPException as exc:
-            if exc.code == UNKNOWN_MESSAGE or _is_token_dead(exc):
+            if exc.code == UNKNOWN_MESSAGE or is_token_dead(exc):
                 return
             log.warning("could not delete the original response: %s %s", exc.status, exc.code)
 

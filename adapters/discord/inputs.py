@@ -1,4 +1,5 @@
-"""Discord attachments → the core's :class:`~bot.images.InputImage` (SPEC §2, §8).
+"""Discord attachments → the core's :class:`~bot.images.InputImage` (slash-command options and
+message context menus).
 
 An attachment arrives in ``data.resolved.attachments`` of an interaction (a slash command's
 ``discord.Attachment`` option, or the target message of a context menu). Its ``url`` is signed and
@@ -9,8 +10,8 @@ expires, so it is read at once. Checks, in order, each a one-sentence
    refused without downloading it;
 2. the claimed ``size`` must not exceed :data:`bot.images.MAX_RAW_INPUT_BYTES`;
 3. the URL must be on one of Discord's file hosts (``cdn.discordapp.com``,
-   ``media.discordapp.net``) or on the host of a configured ``DISCORD_API_BASE_URL`` (SPEC §8:
-   "the bot fetches images only from the chat platform's own file hosts");
+   ``media.discordapp.net``) or on the host of a configured ``DISCORD_API_BASE_URL``: the
+   bot fetches images only from the chat platform's own file hosts;
 4. the bytes are sniffed and converted by :func:`bot.images.prepare_input_image` off the loop.
 
 Platform doc followed: discord-api-docs, "Message resource › Attachment object" and
@@ -53,7 +54,7 @@ def file_hosts(api_base_url: str) -> frozenset[str]:
 
     Returns:
         Discord's CDN hosts, plus the API root's host when it is not ``discord.com`` (a
-        Discord-compatible server serves its own files; SPEC §8).
+        Discord-compatible server serves its own files).
     """
     host = urlsplit(api_base_url).hostname or ""
     if host and host not in {"discord.com", "discordapp.com"}:

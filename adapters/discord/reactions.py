@@ -1,29 +1,27 @@
-"""Reactions on results: ✉️ DMs the images, ❌ by the requester deletes the result (SPEC §3).
+"""Reactions on results: ✉️ DMs the images, ❌ by the requester deletes the result.
 
 Reactions arrive as ``MESSAGE_REACTION_ADD`` gateway events (intents ``GUILD_MESSAGE_REACTIONS``
 and ``DIRECT_MESSAGE_REACTIONS``, not privileged). Most reactions in a server are on other
 people's messages, so the event's ``message_author_id`` filters them out before any work. The
-job a message shows is found, in order, from: the progress/result messages this process posted;
-else a fetch of the message (it needs Read Message History), from the ``ig:`` custom_ids of its
-buttons (result buttons, or Cancel on a progress message) or the ``ideogram_<job>_<n>`` names of
-its files. Nothing is said back in the
-channel: a reaction has no private reply, so failures are only logged.
+job a message shows is the one linked to it when the bot posted it
+(:meth:`bot.engine.Engine.job_of_message`); the link is stored, so it holds after a restart,
+and a message without one (not ours, or posted before links were recorded) is ignored. Nothing
+is said back in the channel: a reaction has no private reply, so failures are only logged.
 
 Platform doc followed: discord-api-docs "Gateway events › Message Reaction Add", "Channel ›
-Get Channel Message / Delete Message", "User › Create DM".
+Create Message / Delete Message", "User › Create DM".
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import discord
 
 from adapters.discord import render
 from bot.errors import UserError
-from bot.types import Caller, parse_action_id
+from bot.types import Caller
 
 if TYPE_CHECKING:
     from adapters.discord.client import IdeogramBot
@@ -33,48 +31,6 @@ log = logging.getLogger(__name__)
 #: ✉️ with and without the emoji variation selector (clients send either).
 MAIL = frozenset({"\u2709\ufe0f", "\u2709"})
 CROSS = frozenset({"\u274c"})
-
-#: Result file names written by the core: ``ideogram_<job_id>_<n>.<ext>``.
-_RESULT_FILE = re.compile(r"^ideogram_(?P<job_id>[a-z0-9]{4,32})_\d{1,2}\.[a-z0-9]{2,5}$")
-
-
-def job_id_from_message(data: dict[str, Any]) -> str | None:
-    """The job a message payload shows: from its button custom_ids, else its file names.
-
-    Args:
-        data: a message object as ``GET /channels/{id}/messages/{id}`` returns it.
-    """
-    stack: list[Any] = list(data.get("components") or [])
-    while stack:
-        component = stack.pop(0)
-        if not isinstance(component, dict):
-            continue
-        parsed = parse_action_id(str(component.get("custom_id") or ""))
-        if parsed is not None:
-            return parsed[1]
-        stack.extend(component.get("components") or [])
-    for attachment in data.get("attachments") or []:
-        match = _RESULT_FILE.match(str(attachment.get("filename") or ""))
-        if match:
-            return match["job_id"]
-    return None
-
-
-async def _find_job(client: IdeogramBot, payload: discord.RawReactionActionEvent) -> str | None:
-    remembered = client.flow.job_of_message(payload.message_id)
-    if remembered is not None:
-        return remembered
-    try:
-        data: dict[str, Any] = await client.http.get_message(  # type: ignore[assignment]
-            payload.channel_id, payload.message_id
-        )
-    except discord.HTTPException as exc:
-        log.info("reaction: cannot read message %s: %s", payload.message_id, exc.status)
-        return None
-    assert client.user is not None
-    if str((data.get("author") or {}).get("id")) != str(client.user.id):
-        return None
-    return job_id_from_message(data)
 
 
 async def on_reaction(client: IdeogramBot, payload: discord.RawReactionActionEvent) -> None:
@@ -93,7 +49,9 @@ async def on_reaction(client: IdeogramBot, payload: discord.RawReactionActionEve
     if payload.message_author_id is not None and payload.message_author_id != me.id:
         return
     try:
-        job_id = await _find_job(client, payload)
+        job_id = await client.engine.job_of_message(
+            "discord", str(payload.channel_id), str(payload.message_id)
+        )
         if job_id is None:
             return
         if name in MAIL:
@@ -120,7 +78,7 @@ async def mail_images(client: IdeogramBot, job_id: str, user_id: int) -> None:
     dm = await client.http.start_private_message(user_id)
     channel = client.get_partial_messageable(int(dm["id"]), type=discord.ChannelType.private)
     try:
-        await channel.send(
+        message = await channel.send(
             content=render.caption_markdown(result.caption),
             files=[f.to_file() for f in files],
             allowed_mentions=discord.AllowedMentions.none(),
@@ -128,6 +86,8 @@ async def mail_images(client: IdeogramBot, job_id: str, user_id: int) -> None:
     except discord.Forbidden:
         # The user does not accept DMs from this server's members (Discord error 50007).
         log.info("cannot DM user %s the images of job %s", user_id, job_id)
+        return
+    await client.flow.link(channel.id, message.id, job_id)
 
 
 async def delete_result(

@@ -1,4 +1,4 @@
-"""Core replies → Discord message parts: content markdown, files that fit, mentions (SPEC §3).
+"""Core replies → Discord message parts: content markdown, files that fit, mentions.
 
 Pure translation, no network: :func:`render_result` turns a :class:`~bot.types.JobResult` into
 a :class:`RenderedResult` (content, files, button rows) that :mod:`adapters.discord.flow` sends
@@ -10,9 +10,9 @@ resource › Create Message" and "Reference › Uploading files"):
 * each file ≤ the upload limit the interaction reports (``attachment_size_limit``, 10 MiB by
   default), and the whole request ≤ 25 MiB: larger images are re-encoded or downscaled with
   :func:`bot.images.fit_for_upload` (off the event loop); every other file keeps the exact
-  stored bytes (SPEC §8).
+  stored bytes.
 
-Images are always files: an Ideogram URL never reaches a message (SPEC §3).
+Images are always files: an Ideogram URL never reaches a message.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def _escaped(caption: Caption, limit: int | None) -> Caption:
 
 
 def caption_markdown(caption: Caption, *, budget: int = MAX_CONTENT_CHARS) -> str:
-    """Render the SPEC §3 caption as Discord markdown within ``budget`` characters.
+    """Render the result caption (``docs/commands.md``, "The result") as Discord markdown
+    within ``budget`` characters.
 
     The requester becomes a mention; the prompt and magic prompt are escaped (they are user and
     model text) and shortened with ``…`` until the caption fits.
@@ -203,7 +204,7 @@ async def fit_files(images: Sequence[ResultImage], *, limit_bytes: int) -> tuple
 
 
 async def render_result(result: JobResult, *, limit_bytes: int) -> RenderedResult:
-    """Render a job result: content, fitted files and button rows (SPEC §3).
+    """Render a job result: content, fitted files and button rows.
 
     Args:
         result: from :meth:`bot.engine.Engine.handle` / ``press`` / ``result``.
@@ -252,5 +253,5 @@ def split_content(text: str, limit: int = MAX_CONTENT_CHARS) -> list[str]:
 
 
 def progress_content(progress: Progress) -> str:
-    """The text of the progress message: the core's sentence and the job id (SPEC §4)."""
+    """The text of the progress message: the core's sentence and the job id."""
     return f"{progress.text} · job `{progress.job_id}`"

@@ -1,4 +1,4 @@
-"""Result buttons that survive restarts: one ``DynamicItem`` for every ``ig:`` custom_id (SPEC §3).
+"""Result buttons that survive restarts: one ``DynamicItem`` for every ``ig:`` custom_id.
 
 A button's ``custom_id`` is the core's action id, ``ig:<kind>:<job_id>:<index>`` (at most 39
 characters, Discord allows 100), so it carries everything needed to find the job again; the
@@ -34,7 +34,7 @@ class ResultButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=ACTI
     ``Imagine 1``) or ``Cancel`` on a progress message.
 
     Anyone who can see the message may press a follow-up; the new job belongs to, and is
-    charged to, the presser (SPEC §3). Only a job's owner may cancel it (the core checks).
+    charged to, the presser. Only a job's owner may cancel it (the core checks).
     """
 
     def __init__(self, action_id: str, label: str, *, style: discord.ButtonStyle, row: int | None):

@@ -95,7 +95,8 @@ def truncate(text: str, limit: int) -> str:
 
 
 def caption_mrkdwn(caption: Caption) -> str:
-    """The SPEC §3 caption in ``mrkdwn``, the requester as a real mention."""
+    """The core's result caption (:func:`bot.messages.caption_text`) in ``mrkdwn``, the
+    requester as a real mention."""
     # Mentions are inserted after escaping, through a marker the escaping leaves alone.
     marked = messages.caption_text(
         caption, mention=lambda uid: f"{_MENTION_MARK}{uid}{_MENTION_MARK}"
@@ -125,7 +126,7 @@ def button(action: Action) -> dict[str, Any]:
     """A Block Kit button for a core :class:`~bot.types.Action`.
 
     ``action_id`` and ``value`` both carry ``ig:<kind>:<job_id>:<index>`` (≤ 39 characters), so
-    the press can be served from SQLite alone, after a restart, on an old message (SPEC §3).
+    the press can be served from SQLite alone, after a restart, on an old message.
     """
     action_id = action.action_id
     if len(action_id) > ACTION_ID_MAX:  # pragma: no cover - the core keeps ids ≤ 39 chars
@@ -170,7 +171,7 @@ def failure_text(result: JobResult) -> str:
 
 
 def status_text(headline: str, progress_text: str) -> str:
-    """The in-channel status line of a running job (SPEC §4: queue position, generating)."""
+    """The in-channel status line of a running job (queue position, then "Generating…")."""
     return f":hourglass_flowing_sand: {headline} — {to_mrkdwn(progress_text)}"
 
 
@@ -368,7 +369,7 @@ def modal_error_block(spec: CommandSpec, state: ModalState) -> str:
 
 
 def home_view(usage_text: str, settings_text: str | None) -> dict[str, Any]:
-    """The App Home tab: the viewer's usage and, for workspace admins, the settings (SPEC §5).
+    """The App Home tab: the viewer's usage and, for workspace admins, the settings.
 
     Args:
         usage_text: the core's ``/usage`` reply (Markdown subset).

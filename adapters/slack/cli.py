@@ -1,4 +1,4 @@
-"""``ideogram-bot slack`` (SPEC §7): run the Slack adapter in Socket Mode or HTTP mode.
+"""``ideogram-bot slack``: run the Slack adapter in Socket Mode or HTTP mode.
 
 * ``SLACK_APP_TOKEN`` set → Socket Mode: Bolt's ``AsyncSocketModeHandler`` opens a WebSocket
   from ``apps.connections.open``; no public URL needed.
@@ -8,8 +8,7 @@
 * ``SLACK_CLIENT_ID`` + ``SLACK_CLIENT_SECRET`` set → also ``GET /slack/install`` and
   ``GET /slack/oauth_redirect`` (Bolt's OAuth flow) on ``SLACK_PORT``, in either mode.
 
-The HTTP side is two translation functions from ``slack_bolt.adapter.aiohttp``
-(``to_bolt_request`` / ``to_aiohttp_response``) around ``AsyncApp.async_dispatch``.
+The HTTP side is Bolt's own aiohttp application (``AsyncApp.web_app``).
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
-from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
@@ -67,37 +65,25 @@ def config_problem(settings: Settings) -> str | None:
     return None
 
 
-def build_web_app(bolt: AsyncApp, *, events: bool = True) -> web.Application:
-    """The aiohttp application Slack talks to.
+def build_web_app(bolt: AsyncApp, *, events: bool = True, port: int = 3000) -> web.Application:
+    """The aiohttp application Slack talks to: Bolt's own (``AsyncApp.web_app``), serving
+    ``POST /slack/events`` and, when OAuth is configured, Bolt's install and redirect pages.
 
     Args:
         bolt: the adapter's Bolt app.
-        events: serve ``POST /slack/events`` (HTTP mode); off in Socket Mode, where only the
-            OAuth pages (if any) are served.
+        events: serve ``POST /slack/events`` (HTTP mode). Off in Socket Mode, where only
+            Bolt's OAuth pages are served: without a signing secret Bolt's events endpoint
+            answers every request with a 500 and an error traceback in the log.
+        port: the port it will be served on (Bolt keeps it for its own ``start``).
     """
-
-    async def dispatch(request: web.Request) -> web.StreamResponse:
-        bolt_response = await bolt.async_dispatch(await to_bolt_request(request))
-        return await to_aiohttp_response(bolt_response)
-
-    app = web.Application()
     if events:
-        app.router.add_post(EVENTS_PATH, dispatch)
+        return bolt.web_app(path=EVENTS_PATH, port=port)
+    app = web.Application()
     flow = bolt.oauth_flow
     if flow is not None:
-
-        async def install(request: web.Request) -> web.StreamResponse:
-            return await to_aiohttp_response(
-                await flow.handle_installation(await to_bolt_request(request))
-            )
-
-        async def oauth_redirect(request: web.Request) -> web.StreamResponse:
-            return await to_aiohttp_response(
-                await flow.handle_callback(await to_bolt_request(request))
-            )
-
-        app.router.add_get(flow.install_path, install)
-        app.router.add_get(flow.redirect_uri_path, oauth_redirect)
+        oauth_pages = bolt.server(path=EVENTS_PATH, port=port).handle_get_requests
+        app.router.add_get(flow.install_path, oauth_pages)
+        app.router.add_get(flow.redirect_uri_path, oauth_pages)
     return app
 
 
@@ -114,13 +100,15 @@ async def serving(adapter: SlackAdapter, settings: Settings, host: str) -> Async
     parts = []
     try:
         if not socket_mode or adapter.oauth_flow is not None:
-            runner = web.AppRunner(build_web_app(adapter.bolt, events=not socket_mode))
+            web_app = build_web_app(adapter.bolt, events=not socket_mode, port=settings.slack_port)
+            runner = web.AppRunner(web_app)
             await runner.setup()
             await web.TCPSite(runner, host, settings.slack_port).start()
             if not socket_mode:
                 parts.append(f"HTTP mode on http://{host}:{settings.slack_port}{EVENTS_PATH}")
             if adapter.oauth_flow is not None:
-                parts.append(f"install at http://{host}:{settings.slack_port}/slack/install")
+                install = adapter.oauth_flow.install_path
+                parts.append(f"install at http://{host}:{settings.slack_port}{install}")
         if socket_mode:
             assert settings.slack_app_token is not None
             handler = AsyncSocketModeHandler(
@@ -162,6 +150,7 @@ async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
         adapter = SlackAdapter(
             app.engine, settings, session=app.session, bolt_logger=bolt_logger(settings)
         )
+        await app.start()
         try:
             async with serving(adapter, settings, args.host) as summary:
                 log.info("Slack adapter running: %s", summary)

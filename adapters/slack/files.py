@@ -1,12 +1,12 @@
 """Files in and out of Slack: ``url_private`` downloads and ``files_upload_v2`` uploads.
 
-Input (SPEC §2, §8): a Slack file object (from a modal's ``file_input`` or a message shortcut)
+Input: a Slack file object (from a modal's ``file_input`` or a message shortcut)
 is downloaded from its ``url_private_download``/``url_private`` with ``Authorization: Bearer
 <bot token>`` (Slack docs: "Working with files", "Authentication"), only from Slack's own file
 hosts (the configured ``SLACK_API_URL``'s host counts as one), then checked by its bytes with
 :func:`bot.images.prepare_input_image`.
 
-Output (SPEC §3): result images are shared to the channel with ``files_upload_v2`` — the three
+Output: result images are shared to the channel with ``files_upload_v2`` — the three
 steps ``files.getUploadURLExternal``, a POST of the bytes, ``files.completeUploadExternal``
 (``files.upload`` is retired). The bytes are the job's stored bytes, re-encoded only above
 Slack's upload limit; Ideogram URLs are never posted.

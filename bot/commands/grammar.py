@@ -1,4 +1,4 @@
-"""Midjourney-style inline flags and typed options for generation commands (SPEC §2).
+"""Midjourney-style inline flags and typed options for generation commands (docs/commands.md).
 
 Users write ``/imagine a cat in a hat --ar 16:9 --seed 5 --no dogs, cats --transparent``; this
 module splits such text into the prompt and a :class:`GenerationOptions`, turns Discord's typed
@@ -53,6 +53,7 @@ __all__ = [
     "PALETTE_PRESET_CHOICES",
     "RESOLUTION_CHOICES",
     "STYLE_PRESET_CHOICES",
+    "TYPED_OPTION_FLAGS",
     "GenerationOptions",
     "aspect_ratio_label",
     "check_options",
@@ -63,13 +64,14 @@ __all__ = [
     "parse_prompt",
     "style_preset_label",
     "suggest",
+    "typed_option_help",
 ]
 
 MAX_PROMPT_CHARS = 2000
 """Longest prompt (and ``--no`` text) accepted, in characters after whitespace normalisation."""
 
 MAX_SEED = 2147483647
-"""Largest ``seed`` the API accepts (SPEC §2: ``--seed`` 0 … 2147483647)."""
+"""Largest ``seed`` the API accepts (``--seed`` takes 0 … 2147483647)."""
 
 _MIN_COLOR_WEIGHT = 0.05
 _MAX_COLOR_WEIGHT = 1.0
@@ -95,7 +97,7 @@ class GenerationOptions:
     """Generation options of one command, each ``None`` when the user did not set it.
 
     Field names and enums are the Ideogram API's (``bot.ideogram.models``); ``transparent``
-    selects ``POST /v1/ideogram-v3/generate-transparent`` (SPEC §2). Values are validated by
+    selects ``POST /v1/ideogram-v3/generate-transparent`` in the API spec. Values are validated by
     :func:`parse_prompt` / :func:`options_from_typed`; constructing one directly does not check
     cross-field rules (see :func:`check_options`).
     """
@@ -117,8 +119,8 @@ class GenerationOptions:
         """Return these options with every field set in ``override`` replacing ours.
 
         ``transparent`` is true if either side is. ``aspect_ratio`` and ``resolution`` are
-        exclusive (SPEC §2), so when ``override`` sets exactly one of them the other one of ours
-        is dropped: a user's ``--res`` beats a server default aspect ratio.
+        exclusive (the API takes one), so when ``override`` sets exactly one of them the other
+        one of ours is dropped: a user's ``--res`` beats a server default aspect ratio.
 
         Args:
             override: options that win, e.g. the user's flags over typed options or defaults.
@@ -529,7 +531,7 @@ def _format_palette(palette: ColorPaletteWithPresetName | ColorPaletteWithMember
 class _Field:
     flag: str  # without the leading "--"
     field: str  # GenerationOptions attribute
-    typed: str  # Discord option name (SPEC §2 "Option names on Discord")
+    typed: str  # Discord option name (docs/commands.md lists them)
     syntax: str  # for help: "--ar W:H"
     description: str
     values: str
@@ -692,6 +694,20 @@ FLAG_NAMES: tuple[str, ...] = tuple(f.flag for f in _FIELDS)
 FLAG_HELP: list[tuple[str, str, str]] = [(f.syntax, f.description, f.values) for f in _FIELDS]
 """``(flag syntax, description, valid values)`` per flag, in canonical order, for help text."""
 
+TYPED_OPTION_FLAGS: dict[str, str] = {f.typed: f"--{f.flag}" for f in _FIELDS}
+"""Typed option name (Discord's slash-command options) → the inline flag it stands for."""
+
+
+def typed_option_help(name: str) -> str:
+    """The one-line description of typed option ``name`` (the flag's own help, capitalised).
+
+    Raises:
+        KeyError: ``name`` is not a typed option (see :data:`TYPED_OPTION_FLAGS`).
+    """
+    description = _BY_TYPED[name].description
+    return description[:1].upper() + description[1:]
+
+
 # Names people try for a flag (Ideogram field names, other bots' flags); used for suggestions
 # only, never accepted as the flag itself.
 _ALIASES: dict[str, str] = {
@@ -795,7 +811,7 @@ def _parse_flag_value(field: _Field, words: list[str], max_num_images: int) -> A
 
 
 def check_options(options: GenerationOptions) -> None:
-    """Check the rules between fields (SPEC §2, Ideogram API ``generate-transparent``).
+    """Check the rules between fields (docs/commands.md; ``generate-transparent`` in the API spec).
 
     * ``aspect_ratio`` and ``resolution`` are exclusive.
     * ``transparent`` refuses ``rendering_speed`` FLASH (the API answers 400), ``resolution``
@@ -840,7 +856,7 @@ def parse_prompt(
     require_prompt: bool = True,
     command: str | None = None,
 ) -> tuple[str, GenerationOptions]:
-    """Split command text into the prompt and its inline flags (SPEC §2).
+    """Split command text into the prompt and its inline flags (docs/commands.md).
 
     Example: ``"a cat in a hat --ar 16:9 --seed 5 --no dogs, cats --transparent"`` →
     ``("a cat in a hat", GenerationOptions(aspect_ratio=16x9, seed=5, negative_prompt="dogs,
@@ -942,10 +958,10 @@ def format_flags(prompt: str, options: GenerationOptions) -> str:
 
 
 def options_from_typed(values: Mapping[str, Any], *, max_num_images: int = 4) -> GenerationOptions:
-    """Build options from typed command options, as Discord passes them (SPEC §2).
+    """Build options from typed command options, as Discord passes them.
 
     Args:
-        values: option name → value, names per SPEC §2 "Option names on Discord":
+        values: option name → value, names as the Discord commands declare them:
             ``aspect_ratio`` (``"16:9"`` / ``"16x9"``), ``resolution`` (``"1024x1024"``),
             ``negative_prompt``, ``seed`` (int), ``speed``, ``style``, ``preset``,
             ``magic_prompt``, ``num_images`` (int), ``palette`` (str), ``image_weight`` (int),

@@ -1,14 +1,30 @@
-"""The commands of SPEC §2, defined once: names, help text, what each takes.
+"""Every command of the bot, defined once: the command table.
 
-Adapters build their slash commands, modals and help from this table (STYLE.md, habit 6), so
-the wording and the accepted flags are the same on every platform.
+One :class:`CommandSpec` per slash command holds what the user sees (name, summary, usage,
+example), what it takes (image, prompt, inline flags), and what it does: a job command names the
+builder of its request (:mod:`bot.requests`, whose typed request names the endpoint in
+:data:`bot.commands.endpoints.ENDPOINTS`: model, client call, price, magic-prompt echo) and the
+buttons of its results (:mod:`bot.buttons`); a text command names its handler
+(:mod:`bot.info`). The engine, the runner, pricing and every adapter read this table — their
+slash commands, modals and help come from it, so wording and accepted flags are the same on every
+platform. ``docs/architecture.md`` ("Adding a command") lists what a new command touches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
-# Flags (SPEC §2) each generating command accepts inline.
+from bot import buttons, info, requests
+from bot.buttons import ButtonRule
+from bot.commands.endpoints import JobRequest
+from bot.commands.grammar import GenerationOptions
+from bot.images import InputImage
+from bot.server_settings import ServerSettings
+from bot.types import Invocation, Reply
+
+# Flags each generating command accepts inline (names without "--").
 _GENERATE_FLAGS = frozenset(
     {"ar", "res", "no", "seed", "speed", "style", "preset", "magic", "n", "palette", "transparent"}
 )
@@ -18,6 +34,12 @@ _REMIX_FLAGS = frozenset(
 _REPLACE_BG_FLAGS = frozenset({"seed", "speed", "preset", "magic", "n", "palette"})
 _REFRAME_FLAGS = frozenset({"res", "seed", "speed", "preset", "n", "palette"})
 _UPSCALE_FLAGS = frozenset({"seed", "magic"})
+
+Builder = Callable[[str, GenerationOptions, ServerSettings, InputImage | None], JobRequest]
+"""``build(prompt, options, server, image) -> request``; raises ``InvalidInput`` on options the
+endpoint cannot take."""
+Handler = Callable[["info.InfoContext", Invocation, ServerSettings], Awaitable[Reply]]
+"""``await handle(ctx, invocation, server) -> reply`` for text commands."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +53,11 @@ class CommandSpec:
         example: one example line.
         takes_image: needs one input image.
         prompt: ``"required"``, ``"optional"`` or ``"none"``.
-        flags: inline flags accepted (names without ``--``); empty for non-generating commands.
-        calls_api: runs as a job against the Ideogram API.
+        flags: inline flags accepted (names without ``--``); empty for text commands.
+        build: job commands: builds the typed request; ``None`` for text commands.
+        buttons: job commands: the buttons under a successful result.
+        handle: text commands: the handler; ``None`` for job commands.
+        any_channel: answers even where ``allowed_channels`` does not allow the bot.
     """
 
     name: str
@@ -40,9 +65,17 @@ class CommandSpec:
     usage: str
     example: str
     takes_image: bool = False
-    prompt: str = "none"
+    prompt: Literal["required", "optional", "none"] = "none"
     flags: frozenset[str] = frozenset()
-    calls_api: bool = False
+    build: Builder | None = None
+    buttons: ButtonRule | None = None
+    handle: Handler | None = None
+    any_channel: bool = False
+
+    @property
+    def calls_api(self) -> bool:
+        """True for job commands (they run against the Ideogram API)."""
+        return self.build is not None
 
 
 COMMANDS: dict[str, CommandSpec] = {
@@ -55,7 +88,8 @@ COMMANDS: dict[str, CommandSpec] = {
             "/imagine a lighthouse at dusk, oil painting --ar 16:9 --n 4",
             prompt="required",
             flags=_GENERATE_FLAGS,
-            calls_api=True,
+            build=requests.build_imagine,
+            buttons=buttons.generation_buttons,
         ),
         CommandSpec(
             "remix",
@@ -65,7 +99,8 @@ COMMANDS: dict[str, CommandSpec] = {
             takes_image=True,
             prompt="required",
             flags=_REMIX_FLAGS,
-            calls_api=True,
+            build=requests.build_remix,
+            buttons=buttons.generation_buttons,
         ),
         CommandSpec(
             "describe",
@@ -73,7 +108,8 @@ COMMANDS: dict[str, CommandSpec] = {
             "/describe image",
             "/describe photo.jpg",
             takes_image=True,
-            calls_api=True,
+            build=requests.build_describe,
+            buttons=buttons.describe_buttons,
         ),
         CommandSpec(
             "upscale",
@@ -83,7 +119,8 @@ COMMANDS: dict[str, CommandSpec] = {
             takes_image=True,
             prompt="optional",
             flags=_UPSCALE_FLAGS,
-            calls_api=True,
+            build=requests.build_upscale,
+            buttons=buttons.upscale_buttons,
         ),
         CommandSpec(
             "reframe",
@@ -92,7 +129,8 @@ COMMANDS: dict[str, CommandSpec] = {
             "/reframe photo.jpg 1344x768",
             takes_image=True,
             flags=_REFRAME_FLAGS,
-            calls_api=True,
+            build=requests.build_reframe,
+            buttons=buttons.generation_buttons,
         ),
         CommandSpec(
             "replace-bg",
@@ -102,7 +140,8 @@ COMMANDS: dict[str, CommandSpec] = {
             takes_image=True,
             prompt="required",
             flags=_REPLACE_BG_FLAGS,
-            calls_api=True,
+            build=requests.build_replace_bg,
+            buttons=buttons.generation_buttons,
         ),
         CommandSpec(
             "remove-bg",
@@ -110,23 +149,46 @@ COMMANDS: dict[str, CommandSpec] = {
             "/remove-bg image",
             "/remove-bg photo.jpg",
             takes_image=True,
-            calls_api=True,
+            build=requests.build_remove_bg,
+            buttons=buttons.upscale_only_buttons,
         ),
-        CommandSpec("usage", "Your usage, cost and quota left.", "/usage", "/usage"),
-        CommandSpec("history", "Your latest jobs.", "/history [count]", "/history 5"),
+        CommandSpec(
+            "usage",
+            "Your usage, cost and quota left.",
+            "/usage",
+            "/usage",
+            handle=info.usage,
+        ),
+        CommandSpec(
+            "history",
+            "Your latest jobs.",
+            "/history [count]",
+            "/history 5",
+            handle=info.history,
+        ),
         CommandSpec(
             "show",
             "Post a past job again, with working buttons.",
             "/show job_id",
             "/show 3kq9x2m4p7ab",
+            handle=info.show,
         ),
         CommandSpec(
             "settings",
             "Show or change this server's settings (admins change).",
             "/settings show | set key value | reset key",
             "/settings set daily_quota 20",
+            handle=info.settings_command,
+            any_channel=True,
         ),
-        CommandSpec("help", "Commands, flags and examples.", "/help", "/help"),
+        CommandSpec(
+            "help",
+            "Commands, flags and examples.",
+            "/help",
+            "/help",
+            handle=info.help_command,
+            any_channel=True,
+        ),
     )
 }
 

@@ -1,18 +1,19 @@
 """Async client of the Ideogram API (aiohttp, one shared session).
 
-Source: ``shared/ideogram-openapi.yaml`` for paths, parts and response schemas; PLATFORMS.md
-("Ideogram") for auth, rate limits, billing and URL expiry. Behaviour that follows from them:
+Source: the API spec vendored at ``tests/ideogram/ideogram-openapi.yaml`` for paths, parts and
+response schemas; Ideogram's API documentation for auth, rate limits (10 images in flight per
+organisation; 429 is not billed), billing and URL expiry. Behaviour that follows from them:
 
 * Endpoints that take images are ``multipart/form-data``: image parts carry their filename and
   content type, ``color_palette`` is one JSON part, ``style_codes`` are repeated parts, and
   ``/upscale`` sends ``image_request`` as a JSON part beside ``image_file``. Text-only requests
   are forced to multipart too (aiohttp would send them urlencoded). With ``bearer`` auth the
-  text-only generate endpoints are sent as JSON, as the compatible gateways (seeds 003/004) ask.
+  text-only generate endpoints are sent as JSON, as the compatible gateways ask.
 * 429 is retried with exponential backoff and jitter, honouring ``Retry-After``, a bounded number
   of times (tenacity). 5xx and timeouts are never re-sent: the POST may have run and been billed.
 * Result images are downloaded at once, because their URLs expire, with bounded time and size,
-  only from the configured API host or the Ideogram image hosts (SPEC §8). Images the API
-  withheld (``is_image_safe: false``, ``url: null``) come back with ``data=None``.
+  only from the configured API host or the Ideogram image hosts (never from URLs in user text).
+  Images the API withheld (``is_image_safe: false``, ``url: null``) come back with ``data=None``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Request and response models of the Ideogram API, named as the spec names them.
 
-Source: ``shared/ideogram-openapi.yaml`` (the API contract of record), components/schemas and the
-``requestBody`` of each path used by the bot. Field names and enum values are the spec's exactly;
-the Python class names follow the spec's ``title`` where it has one.
+Source: the API spec vendored at ``tests/ideogram/ideogram-openapi.yaml`` (the API contract of
+record), components/schemas and the ``requestBody`` of each path used by the bot. Field names and
+enum values are the spec's exactly; the Python class names follow the spec's ``title`` where it
+has one.
 
 Request models serialise to the multipart parts the API expects with :func:`form_fields`:
 scalars as text parts, ``color_palette`` as one JSON part, ``style_codes`` repeated.

@@ -1,17 +1,19 @@
 """Pillow drawing for the offline engine: real, legible, deterministic PNGs.
 
-Every function here is synchronous and CPU-bound; :mod:`bot.offline.server` calls them through
-``asyncio.to_thread`` so concurrent requests overlap (STYLE.md, habit 7). None of them touch the
-network or global state, and every output depends only on the arguments: the same prompt, seed,
-size and options give byte-identical PNGs, a different seed a different picture.
+Every function here is synchronous and CPU-bound; :mod:`bot.offline.drawing` and
+:mod:`bot.offline.server` call them through ``asyncio.to_thread`` so concurrent requests overlap
+(CPU-bound work must not block the event loop). None of them touch the network or global state,
+and every output depends only on the arguments: the same prompt, seed, size and options give
+byte-identical PNGs, a different seed a different picture.
 
 Speed matters more than beauty (the engine backs tests and demos): drawing happens with whole-image
 Pillow operations (gradients, shapes drawn at a quarter of the size and scaled up, alpha
 compositing of small regions), never per-pixel Python loops, and PNGs are written with
 ``compress_level=1``. A 1024x1024 image takes a few tens of milliseconds.
 
-The endpoints these stand in for are described in ``shared/ideogram-openapi.yaml`` (paths
-``/v1/ideogram-v3/*``, ``/v1/remove-background``, ``/upscale``, ``/describe``).
+The endpoints these stand in for are described in the API spec,
+``tests/ideogram/ideogram-openapi.yaml`` (paths ``/v1/ideogram-v3/*``,
+``/v1/remove-background``, ``/upscale``, ``/describe``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont, ImageOps, ImageStat
 
 from bot.ideogram.models import AspectRatioV3, ColorPalettePresetName, ResolutionV3
+from bot.images import sniff_content_type
 
 __all__ = [
     "MAX_OUTPUT_SIDE",
@@ -113,7 +116,8 @@ _NAMED_COLOURS: tuple[tuple[str, RGB], ...] = (
     ("beige", (230, 210, 170)),
 )
 
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: Pillow format of each MIME type the API accepts for input images.
+_ACCEPTED_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 _FOOTER_SEPARATOR = " \u00b7 "  # middle dot; the default font covers Latin-1
 
 
@@ -187,13 +191,8 @@ def decode_image(data: bytes) -> Image.Image:
         ImageDecodeError: the bytes are not JPEG, PNG or WebP by signature (the formats the
             spec accepts), or Pillow cannot decode them, or they decode to a decompression bomb.
     """
-    if data.startswith(_PNG_MAGIC):
-        expected = "PNG"
-    elif data.startswith(b"\xff\xd8\xff"):
-        expected = "JPEG"
-    elif len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        expected = "WEBP"
-    else:
+    expected = _ACCEPTED_FORMATS.get(sniff_content_type(data) or "")
+    if expected is None:
         raise ImageDecodeError("is not a JPEG, PNG or WebP image")
     try:
         with Image.open(io.BytesIO(data), formats=[expected]) as opened:

@@ -1,7 +1,7 @@
--- 0001_initial: jobs, their images, the usage ledger and per-server settings (SPEC §4, §5).
+-- 0001_initial: jobs, their images, the usage ledger and per-server settings.
 --
 -- Conventions: times are REAL unix seconds (UTC); days are 'YYYY-MM-DD' and months 'YYYY-MM',
--- both UTC; money is REAL US dollars (estimates from the price table, SPEC §4).
+-- both UTC; money is REAL US dollars (estimates from the configurable price table).
 -- Applied inside one transaction by storage.db.Database.migrate: no PRAGMA, no BEGIN/COMMIT here.
 
 CREATE TABLE jobs (

@@ -1,4 +1,4 @@
-"""The inline flag grammar and typed options of generation commands (SPEC §2)."""
+"""The inline flag grammar and typed options of generation commands (docs/commands.md)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ Ideogram engine) against the loopback :class:`FakeDiscord` — REST, CDN and gat
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from bot.app import BotApp
 from bot.config import Settings
 from bot.offline import OfflineIdeogram
 from tests.conftest import eventually
-from tests.discord.fake_discord import FakeDiscord, FakeUser, InteractionRecord
+from tests.discord.fake_discord import FakeDiscord
+from tests.discord.fake_store import FakeUser, InteractionRecord
 
 ALICE = FakeUser("1300000000000001001", "alice")
 BOB = FakeUser("1300000000000001002", "bob")
@@ -43,6 +45,7 @@ class DiscordBot:
         self.client = build_client(
             self.app, self.settings, guild_ready_timeout=0.0, shutdown_grace_s=1.0
         )
+        await self.app.start()
         assert self.settings.discord_token is not None
         await self.client.login(self.settings.discord_token.get_secret_value())
         self._task = asyncio.create_task(self.client.connect(reconnect=False))
@@ -72,6 +75,16 @@ class DiscordBot:
 
     async def send(self, payload: dict[str, Any]) -> InteractionRecord:
         return await self.fake.send_interaction(payload)
+
+    async def send_in_turn(self, payloads: Iterable[dict[str, Any]]) -> list[InteractionRecord]:
+        """Send interactions one by one, each once the previous was acknowledged, so their
+        jobs are queued in that order."""
+        records = []
+        for payload in payloads:
+            record = await self.send(payload)
+            await self.fake.wait_for(lambda sent=record: sent.acked_type)
+            records.append(record)
+        return records
 
     async def until(self, predicate: Any, limit_s: float = 15.0) -> Any:
         """Poll ``predicate`` (sync or async) until truthy, for state outside the fake."""
@@ -134,10 +147,27 @@ def discord_settings(settings: Settings, fake_discord: FakeDiscord) -> Settings:
     )
 
 
-@pytest.fixture
-async def bot(fake_discord: FakeDiscord, discord_settings: Settings) -> AsyncIterator[DiscordBot]:
-    running = await DiscordBot(fake_discord, discord_settings).start()
+@contextlib.asynccontextmanager
+async def running_bot(fake: FakeDiscord, settings: Settings) -> AsyncIterator[DiscordBot]:
+    """A started :class:`DiscordBot`, stopped on the way out."""
+    running = await DiscordBot(fake, settings).start()
     try:
         yield running
     finally:
         await running.stop()
+
+
+@pytest.fixture
+async def bot(fake_discord: FakeDiscord, discord_settings: Settings) -> AsyncIterator[DiscordBot]:
+    async with running_bot(fake_discord, discord_settings) as running:
+        yield running
+
+
+@pytest.fixture
+async def one_lane_bot(
+    fake_discord: FakeDiscord, discord_settings: Settings
+) -> AsyncIterator[DiscordBot]:
+    """The bot with one image in flight at a time, so later jobs wait in the queue."""
+    settings = discord_settings.model_copy(update={"ideogram_max_in_flight": 1})
+    async with running_bot(fake_discord, settings) as running:
+        yield running

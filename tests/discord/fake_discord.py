@@ -15,10 +15,10 @@ One aiohttp application serves, on 127.0.0.1:
   READY, heartbeat ACKs (op 1 → op 11), and dispatches (op 0) sent with
   :meth:`FakeDiscord.dispatch`; uncompressed JSON text frames.
 
-Payloads follow discord-api-docs shapes (interaction object with ``application_id``,
-``version``, ``attachment_size_limit``, ``app_permissions``, a full ``channel``, ``member`` with
-``permissions`` and ``flags``; ``data.resolved.attachments``; a button click carries the message
-with its components). Behaviour the bot must cope with is modelled: 40060 for an interaction
+The stored messages, files and recorded calls are :class:`~tests.discord.fake_store.DiscordState`;
+the interactions and reactions users send are built by
+:class:`~tests.discord.fake_payloads.InteractionSender`. Behaviour the bot must cope with is
+modelled: 40060 for an interaction
 acknowledged twice, 10062 for an unknown one, the first followup after a deferral editing the
 loading message (ephemeral flag ignored), Discord's message limits (2,000 characters, 10 files,
 the interaction's upload limit per file, custom_id ≤ 100 and unique) answered with 400/413.
@@ -27,153 +27,31 @@ the interaction's upload limit per file, custom_id ≤ 100 and unique) answered 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
-import itertools
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from PIL import Image
+from aiohttp.test_utils import TestServer
 
-DISCORD_EPOCH_MS = 1420070400000
-MIB = 1024 * 1024
-
-# Permission bits (discord-api-docs "Permissions").
-ADD_REACTIONS = 1 << 6
-VIEW_CHANNEL = 1 << 10
-SEND_MESSAGES = 1 << 11
-EMBED_LINKS = 1 << 14
-ATTACH_FILES = 1 << 15
-READ_MESSAGE_HISTORY = 1 << 16
-USE_APPLICATION_COMMANDS = 1 << 31
-MANAGE_GUILD = 1 << 5
-MEMBER_PERMISSIONS = (
-    VIEW_CHANNEL
-    | SEND_MESSAGES
-    | EMBED_LINKS
-    | ATTACH_FILES
-    | READ_MESSAGE_HISTORY
-    | ADD_REACTIONS
-    | USE_APPLICATION_COMMANDS
-)
-BOT_PERMISSIONS = (
-    VIEW_CHANNEL | SEND_MESSAGES | EMBED_LINKS | ATTACH_FILES | READ_MESSAGE_HISTORY | ADD_REACTIONS
+from tests.discord.fake_payloads import InteractionSender
+from tests.discord.fake_store import (
+    EPHEMERAL,
+    LOADING,
+    MIB,
+    Call,
+    InteractionRecord,
+    UploadedFile,
+    discord_error,
+    json_response,
+    now_iso,
+    snowflake,
 )
 
-# Message flags.
-EPHEMERAL = 1 << 6
-LOADING = 1 << 7
 
-_counter = itertools.count(1)
-
-
-def snowflake() -> str:
-    """A fresh snowflake id with the current time in it (``Interaction.is_expired`` reads it)."""
-    millis = int(time.time() * 1000) - DISCORD_EPOCH_MS
-    return str((millis << 22) | (next(_counter) & 0x3FFFFF))
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def json_response(data: Any, status: int = 200) -> web.Response:
-    """JSON with ``Content-Type: application/json`` exactly (discord.py checks it verbatim)."""
-    return web.Response(
-        status=status, body=json.dumps(data).encode(), headers={"Content-Type": "application/json"}
-    )
-
-
-def discord_error(status: int, code: int, message: str) -> web.Response:
-    """Discord's error body: ``{"code": …, "message": …}``."""
-    return json_response({"code": code, "message": message}, status)
-
-
-@dataclass(frozen=True, slots=True)
-class FakeUser:
-    """A Discord user of the fake (``manage_guild``: the member has Manage Server)."""
-
-    id: str
-    username: str
-    manage_guild: bool = False
-
-    def payload(self) -> dict[str, Any]:
-        """The user object."""
-        return {
-            "id": self.id,
-            "username": self.username,
-            "global_name": self.username.title(),
-            "discriminator": "0",
-            "avatar": None,
-            "public_flags": 0,
-        }
-
-    @property
-    def mention(self) -> str:
-        return f"<@{self.id}>"
-
-
-@dataclass(slots=True)
-class UploadedFile:
-    """A file part of a request: its form field (``files[0]``), name and exact bytes."""
-
-    field: str
-    filename: str
-    data: bytes
-
-
-@dataclass(slots=True)
-class Call:
-    """One REST request the fake received.
-
-    Attributes:
-        method, path: e.g. ``"PATCH"``, ``"/api/v10/webhooks/1/tok/messages/@original"``.
-        json: the JSON body, or the ``payload_json`` part of a multipart body.
-        files: uploaded ``files[n]`` parts with their bytes.
-        auth: the ``Authorization`` header (``"Bot …"``), or ``None``.
-        status: the status answered.
-        at: ``time.perf_counter()`` when it arrived.
-    """
-
-    method: str
-    path: str
-    json: Any
-    files: list[UploadedFile]
-    auth: str | None
-    at: float
-    status: int = 0
-    query: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class InteractionRecord:
-    """An interaction the fake dispatched, and what the bot did with it."""
-
-    id: str
-    token: str
-    type: int
-    channel_id: str
-    guild_id: str | None
-    user: FakeUser
-    sent_at: float
-    message: dict[str, Any] | None = None  # the clicked message (components)
-    acked_type: int | None = None
-    acked_at: float | None = None
-    callback: dict[str, Any] | None = None
-    original_id: str | None = None
-    loading: bool = False
-    edited_after_defer: bool = False
-    expired: bool = False
-    created: float = field(default_factory=time.monotonic)
-
-
-class FakeDiscord:
+class FakeDiscord(InteractionSender):
     """The fake Discord server (see the module docstring).
 
     Args:
@@ -182,11 +60,6 @@ class FakeDiscord:
         attachment_size_limit: the upload limit each interaction reports, bytes.
         heartbeat_interval_ms: sent in HELLO.
     """
-
-    app_id = "1300000000000000001"
-    bot = FakeUser("1300000000000000001", "ideogram")
-    guild_id = "1300000000000000100"
-    channel_id = "1300000000000000200"
 
     def __init__(
         self,
@@ -215,29 +88,24 @@ class FakeDiscord:
         self._changed = asyncio.Condition()
         self._ws: web.WebSocketResponse | None = None
         self._seq = 0
-        self._runner: web.AppRunner | None = None
         self.root = ""
         self.app = web.Application(client_max_size=200 * MIB)
         self._routes()
+        self._server = TestServer(self.app, host="127.0.0.1", access_log=None)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> FakeDiscord:
         """Listen on a free loopback port."""
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.root = f"http://127.0.0.1:{port}"
+        await self._server.start_server()
+        self.root = str(self._server.make_url("")).rstrip("/")
         return self
 
     async def close(self) -> None:
         """Close the gateway socket and stop serving."""
         if self._ws is not None and not self._ws.closed:
             await self._ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._server.close()
 
     @property
     def api_base(self) -> str:
@@ -263,51 +131,6 @@ class FakeDiscord:
                     if value:
                         return value
                     await self._changed.wait()
-
-    # -- recorded state helpers ------------------------------------------------------------
-
-    def calls_to(self, method: str, fragment: str) -> list[Call]:
-        """Calls with ``method`` whose path contains ``fragment``."""
-        return [c for c in self.calls if c.method == method and fragment in c.path]
-
-    def original(self, record: InteractionRecord) -> dict[str, Any] | None:
-        """The original response message of an interaction (``None`` if none or deleted)."""
-        if record.original_id is None:
-            return None
-        return self.messages.get(record.original_id)
-
-    def followups(self, record: InteractionRecord) -> list[dict[str, Any]]:
-        """Messages created through the interaction's webhook (not the original)."""
-        return [
-            m
-            for m in self.messages.values()
-            if m.get("_token") == record.token and m["id"] != record.original_id
-        ] + [
-            m
-            for m in self._deleted_messages
-            if m.get("_token") == record.token and m["id"] != record.original_id
-        ]
-
-    def channel_messages(self, channel_id: str | None = None) -> list[dict[str, Any]]:
-        """Messages posted with the bot token (``POST /channels/{id}/messages``)."""
-        return [
-            m
-            for m in self.messages.values()
-            if m.get("_via") == "channel" and (channel_id is None or m["channel_id"] == channel_id)
-        ]
-
-    def uploaded_files(self) -> list[UploadedFile]:
-        """Every file the bot uploaded, in order."""
-        return [f for c in self.calls for f in c.files]
-
-    def custom_ids(self, message: Mapping[str, Any]) -> list[str]:
-        """The custom_ids of a message's buttons, row by row."""
-        return [
-            c["custom_id"]
-            for row in message.get("components", [])
-            for c in row.get("components", [])
-            if "custom_id" in c
-        ]
 
     # -- routes ----------------------------------------------------------------------------
 
@@ -451,166 +274,6 @@ class FakeDiscord:
         self.synced[scope] = out
         return json_response(out)
 
-    # -- messages --------------------------------------------------------------------------
-
-    def _check_message(
-        self, payload: Mapping[str, Any], files: Sequence[UploadedFile], limit: int
-    ) -> web.Response | None:
-        """Discord's message limits; an error response when broken, else ``None``."""
-        content = payload.get("content")
-        if content is not None and len(content) > 2000:
-            return discord_error(400, 50035, "Invalid Form Body: content too long")
-        if len(files) > 10 or len(payload.get("attachments") or []) > 10:
-            return discord_error(400, 30015, "Maximum number of attachments exceeded")
-        for f in files:
-            if len(f.data) > limit:
-                return discord_error(413, 40005, "Request entity too large")
-        if sum(len(f.data) for f in files) > max(25 * MIB, limit):
-            return discord_error(413, 40005, "Request entity too large")
-        rows = payload.get("components") or []
-        ids: list[str] = []
-        if len(rows) > 5:
-            return discord_error(400, 50035, "Invalid Form Body: too many rows")
-        for row in rows:
-            buttons = row.get("components") or []
-            if len(buttons) > 5:
-                return discord_error(400, 50035, "Invalid Form Body: too many buttons")
-            for button in buttons:
-                custom_id = button.get("custom_id")
-                if custom_id is not None:
-                    if not 1 <= len(custom_id) <= 100:
-                        return discord_error(400, 50035, "Invalid Form Body: custom_id length")
-                    ids.append(custom_id)
-                if len(button.get("label") or "") > 80:
-                    return discord_error(400, 50035, "Invalid Form Body: label too long")
-        if len(ids) != len(set(ids)):
-            return discord_error(400, 50035, "Invalid Form Body: duplicate custom_id")
-        return None
-
-    def _attachment(self, f: UploadedFile, description: Mapping[str, Any]) -> dict[str, Any]:
-        attachment_id = snowflake()
-        filename = description.get("filename") or f.filename
-        content_type = "application/octet-stream"
-        width = height = None
-        with contextlib.suppress(Exception):
-            with Image.open(io.BytesIO(f.data)) as image:
-                width, height = image.size
-                content_type = Image.MIME.get(image.format or "", content_type)
-        self.cdn_files[attachment_id] = (f.data, content_type)
-        url = f"{self.root}/cdn/attachments/{attachment_id}/{filename}"
-        return {
-            "id": attachment_id,
-            "filename": filename,
-            "size": len(f.data),
-            "url": url,
-            "proxy_url": url,
-            "content_type": content_type,
-            "width": width,
-            "height": height,
-        }
-
-    def _apply(
-        self, message: dict[str, Any], payload: Mapping[str, Any], files: Sequence[UploadedFile]
-    ) -> None:
-        """Apply a create/edit payload to a stored message (Discord's edit semantics)."""
-        if "content" in payload:
-            message["content"] = payload["content"] or ""
-        if "components" in payload:
-            message["components"] = payload["components"] or []
-        if "embeds" in payload:
-            message["embeds"] = payload["embeds"] or []
-        if "attachments" in payload:
-            by_index = {int(f.field[6:-1]): f for f in files if f.field.startswith("files[")}
-            kept = {a["id"]: a for a in message.get("attachments", [])}
-            new: list[dict[str, Any]] = []
-            for described in payload["attachments"] or []:
-                attachment_id = str(described.get("id"))
-                if attachment_id in kept:
-                    new.append(kept[attachment_id])
-                elif attachment_id.isdigit() and int(attachment_id) in by_index:
-                    new.append(self._attachment(by_index[int(attachment_id)], described))
-            message["attachments"] = new
-        elif files:
-            message["attachments"] = [self._attachment(f, {}) for f in files]
-        if "flags" in payload and payload["flags"] is not None:
-            message["flags"] = (message.get("flags", 0) & LOADING) | int(payload["flags"])
-        if "allowed_mentions" in payload:
-            message["_allowed_mentions"] = payload["allowed_mentions"]
-
-    def _new_message(
-        self,
-        channel_id: str,
-        *,
-        via: str,
-        token: str | None = None,
-        flags: int = 0,
-        message_type: int = 0,
-    ) -> dict[str, Any]:
-        message: dict[str, Any] = {
-            "id": snowflake(),
-            "channel_id": channel_id,
-            "type": message_type,
-            "content": "",
-            "author": {**self.bot.payload(), "bot": True},
-            "attachments": [],
-            "embeds": [],
-            "mentions": [],
-            "mention_roles": [],
-            "mention_everyone": False,
-            "pinned": False,
-            "tts": False,
-            "timestamp": _now_iso(),
-            "edited_timestamp": None,
-            "flags": flags,
-            "components": [],
-            "_via": via,
-            "_token": token,
-        }
-        if via == "webhook":
-            message["webhook_id"] = self.app_id
-            message["application_id"] = self.app_id
-        self.messages[message["id"]] = message
-        return message
-
-    @staticmethod
-    def public(message: Mapping[str, Any]) -> dict[str, Any]:
-        """A stored message as Discord returns it (without the fake's bookkeeping keys)."""
-        return {k: v for k, v in message.items() if not k.startswith("_")}
-
-    def _delete(self, message_id: str) -> bool:
-        message = self.messages.pop(message_id, None)
-        if message is None:
-            return False
-        self.deleted.append(message_id)
-        self._deleted_messages.append(message)
-        return True
-
-    def _channel_messages(
-        self, method: str, channel_id: str, rest: list[str], call: Call
-    ) -> web.Response:
-        if not rest and method == "POST":
-            payload = call.json or {}
-            error = self._check_message(payload, call.files, 10 * MIB)
-            if error is not None:
-                return error
-            message = self._new_message(channel_id, via="channel")
-            self._apply(message, payload, call.files)
-            return json_response(self.public(message))
-        if len(rest) != 1:
-            return discord_error(404, 0, "404: Not Found")
-        message = self.messages.get(rest[0])
-        if message is None or message["channel_id"] != channel_id:
-            return discord_error(404, 10008, "Unknown Message")
-        if method == "GET":
-            return json_response(self.public(message))
-        if method == "DELETE":
-            self._delete(rest[0])
-            return web.Response(status=204)
-        if method == "PATCH":
-            self._apply(message, call.json or {}, call.files)
-            return json_response(self.public(message))
-        return discord_error(405, 0, "405: Method Not Allowed")
-
     # -- interactions ----------------------------------------------------------------------
 
     def _callback(self, interaction_id: str, token: str, call: Call) -> web.Response:
@@ -709,7 +372,7 @@ class FakeDiscord:
                 if error is not None:
                     return error
                 self._apply(message, payload, call.files)
-                message["edited_timestamp"] = _now_iso()
+                message["edited_timestamp"] = now_iso()
                 if message["id"] == record.original_id:
                     message["flags"] &= ~LOADING
                     record.edited_after_defer = True
@@ -720,34 +383,6 @@ class FakeDiscord:
         """Make every interaction token seen so far expired (as after 15 minutes)."""
         for record in self.interactions.values():
             record.expired = True
-
-    # -- CDN -------------------------------------------------------------------------------
-
-    def add_file(self, filename: str, data: bytes, content_type: str | None) -> dict[str, Any]:
-        """Put a file on the fake CDN; return its attachment object (as in ``resolved``)."""
-        attachment_id = snowflake()
-        self.cdn_files[attachment_id] = (data, content_type or "application/octet-stream")
-        url = f"{self.root}/cdn/attachments/{attachment_id}/{filename}"
-        attachment: dict[str, Any] = {
-            "id": attachment_id,
-            "filename": filename,
-            "size": len(data),
-            "url": url,
-            "proxy_url": url,
-            "ephemeral": True,
-        }
-        if content_type is not None:
-            attachment["content_type"] = content_type
-        return attachment
-
-    async def _cdn(self, request: web.Request) -> web.StreamResponse:
-        attachment_id = request.match_info["id"]
-        self.cdn_hits.append(attachment_id)
-        stored = self.cdn_files.get(attachment_id)
-        if stored is None:
-            return web.Response(status=404)
-        data, content_type = stored
-        return web.Response(body=data, headers={"Content-Type": content_type})
 
     # -- gateway ---------------------------------------------------------------------------
 
@@ -809,241 +444,3 @@ class FakeDiscord:
     async def dispatch(self, event: str, data: Mapping[str, Any]) -> float:
         """Send one dispatch (op 0) on the gateway; returns ``perf_counter()`` at sending."""
         return await self._send(event, data)
-
-    # -- building interactions -------------------------------------------------------------
-
-    def _channel(self, guild: bool, user: FakeUser) -> tuple[str, dict[str, Any]]:
-        if guild:
-            return self.channel_id, {
-                "id": self.channel_id,
-                "type": 0,
-                "guild_id": self.guild_id,
-                "name": "images",
-                "position": 0,
-                "permission_overwrites": [],
-                "nsfw": False,
-                "parent_id": None,
-                "topic": None,
-                "rate_limit_per_user": 0,
-                "last_message_id": None,
-                "flags": 0,
-                "permissions": str(MEMBER_PERMISSIONS),
-            }
-        dm_id = self.dm_channels.setdefault(user.id, snowflake())
-        return dm_id, {
-            "id": dm_id,
-            "type": 1,
-            "last_message_id": None,
-            "recipients": [user.payload()],
-            "flags": 0,
-        }
-
-    def interaction(
-        self,
-        kind: int,
-        data: Mapping[str, Any],
-        *,
-        user: FakeUser,
-        guild: bool = True,
-        message: Mapping[str, Any] | None = None,
-        channel_id: str | None = None,
-    ) -> dict[str, Any]:
-        """An INTERACTION_CREATE payload of ``kind`` (2 command, 3 component, 4 autocomplete,
-        5 modal submit) from ``user``, in the fake guild's channel or in the user's DM."""
-        _, channel = self._channel(guild, user)
-        if channel_id is not None:
-            channel = {**channel, "id": channel_id}
-        payload: dict[str, Any] = {
-            "id": snowflake(),
-            "application_id": self.app_id,
-            "type": kind,
-            "data": dict(data),
-            "token": secrets.token_urlsafe(48),
-            "version": 1,
-            "locale": "en-US",
-            "app_permissions": str(BOT_PERMISSIONS),
-            "attachment_size_limit": self.attachment_size_limit,
-            "entitlements": [],
-            "channel_id": channel["id"],
-            "channel": channel,
-        }
-        if guild:
-            permissions = MEMBER_PERMISSIONS | (MANAGE_GUILD if user.manage_guild else 0)
-            payload.update(
-                guild_id=self.guild_id,
-                guild_locale="en-US",
-                guild={"id": self.guild_id, "locale": "en-US", "features": []},
-                context=0,
-                authorizing_integration_owners={"0": self.guild_id},
-                member={
-                    "user": user.payload(),
-                    "roles": [],
-                    "premium_since": None,
-                    "permissions": str(permissions),
-                    "pending": False,
-                    "nick": None,
-                    "mute": False,
-                    "deaf": False,
-                    "joined_at": "2024-01-01T00:00:00+00:00",
-                    "flags": 0,
-                    "avatar": None,
-                },
-            )
-        else:
-            payload.update(
-                user=user.payload(), context=1, authorizing_integration_owners={"0": "0"}
-            )
-        if message is not None:
-            payload["message"] = self.public(message)
-        return payload
-
-    @staticmethod
-    def option(name: str, value: Any) -> dict[str, Any]:
-        """A command option with the type of ``value`` (str 3, int 4, bool 5)."""
-        if isinstance(value, bool):
-            kind = 5
-        elif isinstance(value, int):
-            kind = 4
-        else:
-            kind = 3
-        return {"name": name, "type": kind, "value": value}
-
-    def slash(
-        self,
-        name: str,
-        *,
-        user: FakeUser,
-        guild: bool = True,
-        attachments: Mapping[str, Mapping[str, Any]] | None = None,
-        subcommand: str | None = None,
-        **options: Any,
-    ) -> dict[str, Any]:
-        """A slash command (type 2, command type 1); ``attachments`` maps option → attachment
-        object, resolved in ``data.resolved.attachments`` as Discord sends them."""
-        opts = [self.option(k, v) for k, v in options.items() if v is not None]
-        resolved: dict[str, Any] = {}
-        for option_name, attachment in (attachments or {}).items():
-            opts.append({"name": option_name, "type": 11, "value": attachment["id"]})
-            resolved.setdefault("attachments", {})[attachment["id"]] = dict(attachment)
-        if subcommand is not None:
-            opts = [{"name": subcommand, "type": 1, "options": opts}]
-        data: dict[str, Any] = {"id": snowflake(), "name": name, "type": 1, "options": opts}
-        if resolved:
-            data["resolved"] = resolved
-        if self.synced.get(f"guild:{self.guild_id}") and guild:
-            data["guild_id"] = self.guild_id
-        return self.interaction(2, data, user=user, guild=guild)
-
-    def autocomplete(
-        self, name: str, focused: str, typed: str, *, user: FakeUser, **options: Any
-    ) -> dict[str, Any]:
-        """An autocomplete interaction (type 4) with ``focused`` being typed as ``typed``."""
-        opts = [self.option(k, v) for k, v in options.items()]
-        opts.append({"name": focused, "type": 3, "value": typed, "focused": True})
-        data = {"id": snowflake(), "name": name, "type": 1, "options": opts}
-        return self.interaction(4, data, user=user)
-
-    def click(
-        self, message: Mapping[str, Any], custom_id: str, *, user: FakeUser, guild: bool = True
-    ) -> dict[str, Any]:
-        """A button click (type 3): the message with its components, as Discord sends it."""
-        data = {"custom_id": custom_id, "component_type": 2}
-        return self.interaction(
-            3, data, user=user, guild=guild, message=message, channel_id=message["channel_id"]
-        )
-
-    def message_command(
-        self, name: str, message: Mapping[str, Any], *, user: FakeUser, guild: bool = True
-    ) -> dict[str, Any]:
-        """A message context menu (type 2, command type 3) on ``message``."""
-        target = self.public(message)
-        data = {
-            "id": snowflake(),
-            "name": name,
-            "type": 3,
-            "target_id": target["id"],
-            "resolved": {"messages": {target["id"]: target}},
-        }
-        return self.interaction(2, data, user=user, guild=guild)
-
-    def modal_submit(
-        self,
-        modal: Mapping[str, Any],
-        values: Mapping[str, str],
-        *,
-        user: FakeUser,
-        guild: bool = True,
-    ) -> dict[str, Any]:
-        """A modal submit (type 5) answering the modal the bot opened (callback type 9)."""
-        components = []
-        for label in modal.get("components", []):
-            inner = label.get("component") or {}
-            custom_id = inner.get("custom_id")
-            if custom_id in values:
-                components.append(
-                    {
-                        "type": 18,
-                        "id": label.get("id", 1),
-                        "component": {
-                            "type": 4,
-                            "id": inner.get("id", 2),
-                            "custom_id": custom_id,
-                            "value": values[custom_id],
-                        },
-                    }
-                )
-        data = {"custom_id": modal["custom_id"], "components": components}
-        return self.interaction(5, data, user=user, guild=guild)
-
-    def user_message(
-        self, *, author: FakeUser, attachments: Sequence[Mapping[str, Any]], content: str = ""
-    ) -> dict[str, Any]:
-        """A message by a user in the fake channel (a context-menu target)."""
-        message = self._new_message(self.channel_id, via="user")
-        message.update(
-            author=author.payload(), content=content, attachments=[dict(a) for a in attachments]
-        )
-        return message
-
-    async def send_interaction(self, payload: Mapping[str, Any]) -> InteractionRecord:
-        """Dispatch INTERACTION_CREATE; returns its record (the same id twice → same record)."""
-        user_data = (payload.get("member") or {}).get("user") or payload.get("user") or {}
-        record = self.interactions.get(payload["id"])
-        if record is None:
-            record = InteractionRecord(
-                id=payload["id"],
-                token=payload["token"],
-                type=payload["type"],
-                channel_id=payload["channel_id"],
-                guild_id=payload.get("guild_id"),
-                user=FakeUser(user_data.get("id", "0"), user_data.get("username", "?")),
-                sent_at=0.0,
-                message=payload.get("message"),
-            )
-            self.interactions[record.id] = record
-        record.sent_at = await self.dispatch("INTERACTION_CREATE", payload)
-        return record
-
-    async def react(self, message: Mapping[str, Any], emoji: str, *, user: FakeUser) -> None:
-        """Dispatch MESSAGE_REACTION_ADD for ``user`` adding ``emoji`` to ``message``."""
-        data: dict[str, Any] = {
-            "user_id": user.id,
-            "channel_id": message["channel_id"],
-            "message_id": message["id"],
-            "emoji": {"id": None, "name": emoji},
-            "message_author_id": message["author"]["id"],
-            "burst": False,
-            "burst_colors": [],
-            "type": 0,
-        }
-        if message["channel_id"] == self.channel_id:
-            data["guild_id"] = self.guild_id
-            data["member"] = {
-                "user": user.payload(),
-                "roles": [],
-                "joined_at": "2024-01-01T00:00:00+00:00",
-                "deaf": False,
-                "mute": False,
-                "flags": 0,
-            }
-        await self.dispatch("MESSAGE_REACTION_ADD", data)

@@ -8,11 +8,13 @@ import logging
 import pytest
 
 from bot import messages
+from bot.commands.registry import COMMANDS
 from storage import jobs as jobs_repo
 from tests.discord.conftest import ADMIN, ALICE, BOB, DiscordBot
-from tests.discord.fake_discord import EPHEMERAL, FakeDiscord
+from tests.discord.fake_discord import FakeDiscord
+from tests.discord.fake_store import EPHEMERAL
 
-SPEC_OPTIONS = {
+EXPECTED_OPTIONS = {
     "imagine": [
         "prompt",
         "aspect_ratio",
@@ -39,7 +41,8 @@ SPEC_OPTIONS = {
 
 
 async def test_commands_are_synced_globally_with_spec_names_and_core_help(bot: DiscordBot) -> None:
-    """Start-up PUTs every SPEC §2 command and the three context menus, described by the core."""
+    """Start-up PUTs every command of docs/commands.md and the three context menus, described
+    by the core."""
     synced = {c["name"]: c for c in bot.fake.synced["global"]}
     assert set(synced) == {
         "imagine",
@@ -58,7 +61,7 @@ async def test_commands_are_synced_globally_with_spec_names_and_core_help(bot: D
         "Describe this image",
         "Upscale this image",
     }
-    for name, options in SPEC_OPTIONS.items():
+    for name, options in EXPECTED_OPTIONS.items():
         assert [o["name"] for o in synced[name]["options"]] == options, name
     remix_options = [o["name"] for o in synced["remix"]["options"]]
     assert remix_options[:3] == ["image", "prompt", "image_weight"]
@@ -99,7 +102,7 @@ async def test_commands_sync_only_to_the_configured_guild(
 
 async def test_imagine_with_flags_posts_stored_bytes_caption_and_buttons(bot: DiscordBot) -> None:
     """/imagine defers at once, then edits the deferral into the result: the stored image bytes
-    as files, the SPEC §3 caption, and U/V/🔄 buttons; typed options and flags both apply."""
+    as files, the result caption, and U/V/🔄 buttons; typed options and flags both apply."""
     fake = bot.fake
     record = await bot.send(
         fake.slash(
@@ -153,36 +156,27 @@ async def test_no_ideogram_url_ever_reaches_discord(bot: DiscordBot) -> None:
     assert sent and not any(ideogram_root in text or "/images/" in text for text in sent)
 
 
-async def test_progress_shows_queue_position_then_generating(
-    fake_discord: FakeDiscord, discord_settings
-) -> None:
+async def test_progress_shows_queue_position_then_generating(one_lane_bot: DiscordBot) -> None:
     """With one image in flight at a time, a waiting job shows its queue position, then
     "Generating…", in its original response, before the result replaces it."""
-    settings = discord_settings.model_copy(update={"ideogram_max_in_flight": 1})
-    running = await DiscordBot(fake_discord, settings).start()
-    try:
-        running.offline.faults.latency_s = 0.2
-        records = []
-        for user, prompt in ((ALICE, "one"), (BOB, "two"), (ADMIN, "three")):
-            records.append(
-                await running.send(fake_discord.slash("imagine", user=user, prompt=prompt))
-            )
-            await fake_discord.wait_for(lambda: records[-1].acked_type)
-        for record in records:
-            await running.result_of(record)
-        edits = [
-            c.json["content"]
-            for c in fake_discord.calls_to("PATCH", f"/{records[2].token}/messages/@original")
-        ]
-        job_id = fake_discord.custom_ids(fake_discord.original(records[2]))[0].split(":")[2]
-        generating = edits.index(f"Generating… · job `{job_id}`")
-        assert generating >= 1
-        assert all(
-            e.startswith("Queued: ") and e.endswith(f"job `{job_id}`") for e in edits[:generating]
-        )
-        assert edits[generating + 1 :] == [edits[-1]] and edits[-1].startswith("**three**")
-    finally:
-        await running.stop()
+    bot, fake = one_lane_bot, one_lane_bot.fake
+    bot.offline.faults.latency_s = 0.2
+    records = await bot.send_in_turn(
+        fake.slash("imagine", user=user, prompt=prompt)
+        for user, prompt in ((ALICE, "one"), (BOB, "two"), (ADMIN, "three"))
+    )
+    for record in records:
+        await bot.result_of(record)
+    edits = [
+        c.json["content"] for c in fake.calls_to("PATCH", f"/{records[2].token}/messages/@original")
+    ]
+    job_id = fake.custom_ids(fake.original(records[2]))[0].split(":")[2]
+    generating = edits.index(f"Generating… · job `{job_id}`")
+    assert generating >= 1
+    assert all(
+        e.startswith("Queued: ") and e.endswith(f"job `{job_id}`") for e in edits[:generating]
+    )
+    assert edits[generating + 1 :] == [edits[-1]] and edits[-1].startswith("**three**")
 
 
 async def test_help_is_ephemeral_and_from_the_core(bot: DiscordBot) -> None:
@@ -194,7 +188,7 @@ async def test_help_is_ephemeral_and_from_the_core(bot: DiscordBot) -> None:
     parts = [bot.fake.original(record), *bot.fake.followups(record)]
     assert all(p is not None and p["flags"] & EPHEMERAL for p in parts)
     assert all(len(p["content"]) <= 2000 for p in parts)
-    assert "\n".join(p["content"] for p in parts) == messages.help_text()
+    assert "\n".join(p["content"] for p in parts) == messages.help_text(COMMANDS)
 
 
 async def test_settings_refused_for_a_member_without_manage_server(bot: DiscordBot) -> None:

@@ -4,6 +4,7 @@ upload limit an interaction reports."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from PIL import Image
 
@@ -16,6 +17,15 @@ KIB = 1024
 
 def _photo() -> bytes:
     return DEMO_PHOTO.read_bytes()
+
+
+async def _refusal(bot: DiscordBot, payload: dict[str, Any]) -> str:
+    """Send an interaction that must be refused; return the private answer's text once it is
+    known that nothing reached the API."""
+    reply = await bot.ephemeral_reply(await bot.send(payload))
+    await bot.settle()
+    assert bot.api_calls == 0
+    return str(reply["content"])
 
 
 async def test_remix_reads_the_attachment_from_the_cdn(bot: DiscordBot) -> None:
@@ -65,26 +75,21 @@ async def test_a_non_image_attachment_is_refused_without_any_call(bot: DiscordBo
     """A text file is refused privately by its content type: not downloaded, no API call."""
     fake = bot.fake
     attachment = fake.add_file("notes.txt", b"not an image at all", "text/plain")
-    record = await bot.send(fake.slash("describe", user=ALICE, attachments={"image": attachment}))
-    reply = await bot.ephemeral_reply(record)
-    assert (
-        reply["content"] == "`notes.txt` is not an image. Please attach a PNG, JPEG or WebP file."
+    refusal = await _refusal(
+        bot, fake.slash("describe", user=ALICE, attachments={"image": attachment})
     )
-    await bot.settle()
-    assert fake.cdn_hits == [] and bot.api_calls == 0
+    assert refusal == "`notes.txt` is not an image. Please attach a PNG, JPEG or WebP file."
+    assert fake.cdn_hits == []
 
 
 async def test_a_file_pretending_to_be_an_image_is_refused_by_its_bytes(bot: DiscordBot) -> None:
     """A file claiming image/png whose bytes are not an image: read, sniffed, refused."""
     fake = bot.fake
     attachment = fake.add_file("fake.png", b"%PDF-1.7 definitely a pdf", "image/png")
-    record = await bot.send(
-        fake.slash("remix", user=ALICE, attachments={"image": attachment}, prompt="anything")
+    refusal = await _refusal(
+        bot, fake.slash("remix", user=ALICE, attachments={"image": attachment}, prompt="anything")
     )
-    reply = await bot.ephemeral_reply(record)
-    assert "is not an image" in reply["content"]
-    await bot.settle()
-    assert bot.api_calls == 0
+    assert "is not an image" in refusal
 
 
 async def test_attachments_only_from_discord_hosts(bot: DiscordBot) -> None:
@@ -92,11 +97,10 @@ async def test_attachments_only_from_discord_hosts(bot: DiscordBot) -> None:
     fake = bot.fake
     attachment = fake.add_file("coffee.jpg", _photo(), "image/jpeg")
     attachment["url"] = "http://198.51.100.7/coffee.jpg"
-    record = await bot.send(fake.slash("describe", user=ALICE, attachments={"image": attachment}))
-    reply = await bot.ephemeral_reply(record)
-    assert "not hosted by Discord" in reply["content"]
-    await bot.settle()
-    assert bot.api_calls == 0
+    refusal = await _refusal(
+        bot, fake.slash("describe", user=ALICE, attachments={"image": attachment})
+    )
+    assert "not hosted by Discord" in refusal
 
 
 async def test_describe_and_upscale_context_menus(bot: DiscordBot) -> None:

@@ -10,7 +10,6 @@ from PIL import Image
 from adapters.discord import render
 from adapters.discord.commands import complete
 from adapters.discord.inputs import DISCORD_FILE_HOSTS, file_hosts
-from adapters.discord.reactions import job_id_from_message
 from bot.commands.grammar import ASPECT_RATIO_CHOICES, STYLE_PRESET_CHOICES
 from bot.types import Caption, JobResult, ResultImage
 from tests.conftest import png_bytes
@@ -42,6 +41,22 @@ def _image(index: int, data: bytes | None) -> ResultImage:
     )
 
 
+def _result(**changes: object) -> JobResult:
+    """A succeeded /imagine result of job ``abcdefghijkl`` in channel 2, with ``changes``."""
+    fields: dict[str, object] = {
+        "job_id": "abcdefghijkl",
+        "command": "imagine",
+        "status": "succeeded",
+        "platform": "discord",
+        "server_id": "1",
+        "channel_id": "2",
+        "owner_id": "42",
+        "caption": _caption(),
+    }
+    fields.update(changes)
+    return JobResult(**fields)  # type: ignore[arg-type]
+
+
 def _noise_png(side: int) -> bytes:
     out = io.BytesIO()
     Image.effect_noise((side, side), 80).convert("RGB").save(out, format="PNG")
@@ -57,14 +72,8 @@ def test_caption_mentions_the_requester_and_escapes_the_prompt() -> None:
 
 def test_long_prompts_and_descriptions_fit_in_one_message() -> None:
     """A 2,000-character prompt plus magic prompt and long descriptions stay ≤ 2,000."""
-    result = JobResult(
-        job_id="abcdefghijkl",
+    result = _result(
         command="describe",
-        status="succeeded",
-        platform="discord",
-        server_id="1",
-        channel_id="2",
-        owner_id="42",
         caption=_caption(prompt="p" * 2000, magic="m" * 2000),
         descriptions=("d" * 900, "e" * 900, "f" * 900),
     )
@@ -74,17 +83,7 @@ def test_long_prompts_and_descriptions_fit_in_one_message() -> None:
 
 
 def test_failed_result_carries_its_error_sentence() -> None:
-    result = JobResult(
-        job_id="abcdefghijkl",
-        command="imagine",
-        status="failed",
-        platform="discord",
-        server_id="1",
-        channel_id="2",
-        owner_id="42",
-        caption=_caption(),
-        error="Ideogram's safety check blocked this prompt.",
-    )
+    result = _result(status="failed", error="Ideogram's safety check blocked this prompt.")
     assert render.result_content(result).endswith("✖ Ideogram's safety check blocked this prompt.")
 
 
@@ -139,22 +138,9 @@ def test_allowed_mentions_only_ping_the_requester() -> None:
 
 
 def test_attachment_hosts() -> None:
-    """Discord's CDN always; a configured API root's host as well (SPEC §8)."""
+    """Discord's CDN always; a configured API root's host as well."""
     assert file_hosts("https://discord.com/api/v10") == DISCORD_FILE_HOSTS
     assert file_hosts("http://127.0.0.1:9999/api/v10") == DISCORD_FILE_HOSTS | {"127.0.0.1"}
-
-
-def test_job_id_from_a_message_s_buttons_or_file_names() -> None:
-    with_buttons = {
-        "components": [
-            {"type": 1, "components": [{"type": 2, "custom_id": "other:thing"}]},
-            {"type": 1, "components": [{"type": 2, "custom_id": "ig:vary:abcdefghijkl:2"}]},
-        ]
-    }
-    assert job_id_from_message(with_buttons) == "abcdefghijkl"
-    with_files = {"attachments": [{"filename": "ideogram_mnopqrstuvwx_1.jpg"}]}
-    assert job_id_from_message(with_files) == "mnopqrstuvwx"
-    assert job_id_from_message({"attachments": [{"filename": "cat.png"}]}) is None
 
 
 def test_autocomplete_prefers_prefixes_and_reads_x_as_colon() -> None:

@@ -1,7 +1,7 @@
 """Every request the client sends is valid against the API contract of record.
 
 The offline engine records the raw wire requests (method, path, headers, body bytes); each is
-validated by openapi-core against ``shared/ideogram-openapi.yaml``.
+validated by openapi-core against the vendored API spec, ``tests/ideogram/ideogram-openapi.yaml``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tests.conftest import DEMO_PHOTO, make_client
 
 #: A copy of the contract of record, so the repository is self-contained.
 LOCAL_SPEC = Path(__file__).resolve().parent / "ideogram-openapi.yaml"
-#: The contract of record beside the repository, where the project's shared files are.
+#: The API spec of record, when a checkout of it is found beside the repository.
 SHARED_SPEC = Path(__file__).resolve().parents[3] / "shared" / "ideogram-openapi.yaml"
 
 
@@ -71,7 +71,8 @@ def _spec() -> OpenAPI:
 
 
 def test_the_local_copy_is_the_contract_of_record():
-    """The vendored spec must not drift from shared/ where that is present."""
+    """The vendored spec must not drift from the API spec of record, when a checkout of it is
+    found beside the repository."""
     if SHARED_SPEC.exists():
         assert LOCAL_SPEC.read_bytes() == SHARED_SPEC.read_bytes()
     assert b"/v1/ideogram-v3/generate:" in LOCAL_SPEC.read_bytes()

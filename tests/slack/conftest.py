@@ -11,11 +11,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
 from adapters.slack.app import SlackAdapter
-from adapters.slack.cli import build_web_app
+from adapters.slack.cli import EVENTS_PATH, build_web_app
 from bot.app import BotApp
 from bot.config import Settings
 from bot.offline import OfflineIdeogram
@@ -55,7 +55,7 @@ class SlackHarness:
         )
         self.app: BotApp
         self.adapter: SlackAdapter
-        self._runner: web.AppRunner | None = None
+        self._server: TestServer | None = None
         self.http: aiohttp.ClientSession
         self.url = ""
         self.ideogram_roots: list[str] = []
@@ -66,11 +66,10 @@ class SlackHarness:
         self.adapter = SlackAdapter(
             self.app.engine, self.settings, session=self.app.session, **self.adapter_options
         )
-        self._runner = web.AppRunner(build_web_app(self.adapter.bolt))
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}/slack/events"
+        await self.app.start()
+        self._server = TestServer(build_web_app(self.adapter.bolt))
+        await self._server.start_server()
+        self.url = str(self._server.make_url(EVENTS_PATH))
         self.http = aiohttp.ClientSession()
         return self
 
@@ -81,13 +80,13 @@ class SlackHarness:
             await self.adapter.drain()
         await self.adapter.close(grace_s=0.0)
         await self.http.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
         await self.app.__aexit__(None, None, None)
 
     def assert_no_ideogram_urls(self) -> None:
         """Nothing the bot sent to Slack contains an address of the (offline) Ideogram API:
-        images travel as uploaded files only (SPEC §3)."""
+        images travel as uploaded files only."""
         sent = json.dumps([c.args for c in self.fake.calls] + self.fake.responses, default=str)
         for root in self.ideogram_roots:
             assert root.split("//")[1] not in sent, f"an Ideogram URL ({root}) reached Slack"
@@ -159,19 +158,10 @@ class SlackHarness:
     ) -> tuple[int, str]:
         """Press the button labelled ``label`` on a message the bot posted, sending exactly
         the ``action_id`` and ``value`` the bot put on it."""
-        element = button(message, label)
         payload = payloads.block_actions(
-            action_id=element["action_id"],
-            value=element["value"],
-            label=label,
+            message,
+            button(message, label),
             user=user,
-            channel=message.channel,
-            message={
-                "type": "message",
-                "ts": message.ts,
-                "text": message.text,
-                "blocks": message.blocks,
-            },
             response_url=self.fake.response_url(),
             trigger=trigger,
         )

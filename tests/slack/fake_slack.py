@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestServer
 
 BOT_TOKEN = "xoxb-test-bot-token"
 APP_TOKEN = "xapp-1-test-app-token"
@@ -92,7 +93,7 @@ class FakeSlack:
         self._ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
+        self._server: TestServer | None = None
         self.port = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -114,17 +115,17 @@ class FakeSlack:
         app.router.add_get("/files-pri/{file_id}/{name}", self._file)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
+        self._server = TestServer(app)
+        await self._server.start_server()
+        assert self._server.port is not None
+        self.port = self._server.port
         return self
 
     async def close(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._server is not None:
+            await self._server.close()
 
     # -- helpers for tests -------------------------------------------------------------------
 

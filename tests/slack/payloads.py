@@ -1,6 +1,6 @@
 """Slack request bodies shaped like the real ones, and Slack's request signature.
 
-Slash commands are form bodies (``shared/platform-samples/slack_slash_command.txt``);
+Slash commands are form bodies (Slack API: "Enabling interactivity with Slash commands");
 interactive payloads (``block_actions``, ``view_submission``, ``message_action``) are a form
 body with one ``payload=<JSON>`` field; Events API callbacks are JSON
 (bolt-python ``tests/scenario_tests_async``).
@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from tests.slack.fake_slack import TEAM_ID
+from tests.slack.fake_slack import TEAM_ID, Message
 
 SIGNING_SECRET = "test-signing-secret-0123456789abcdef"
 APP_ID = "A0001"
@@ -87,18 +87,16 @@ def _user(user: str, team: str) -> dict[str, Any]:
 
 
 def block_actions(
+    message: Message,
+    button: dict[str, Any],
     *,
-    action_id: str,
-    value: str,
-    label: str,
     user: str,
-    channel: str,
-    message: dict[str, Any],
     response_url: str,
     trigger: str | None = None,
     team: str = TEAM_ID,
 ) -> dict[str, Any]:
-    """A button press on a message."""
+    """A press of ``button`` (a button element as the bot sent it, with its ``action_id``,
+    ``value`` and text) on ``message``, a message the bot posted."""
     return {
         "type": "block_actions",
         "user": _user(user, team),
@@ -106,23 +104,28 @@ def block_actions(
         "token": "legacy-verification-token",
         "container": {
             "type": "message",
-            "message_ts": message.get("ts"),
-            "channel_id": channel,
+            "message_ts": message.ts,
+            "channel_id": message.channel,
             "is_ephemeral": False,
         },
         "trigger_id": trigger or trigger_id(),
         "team": {"id": team, "domain": "example"},
         "enterprise": None,
         "is_enterprise_install": False,
-        "channel": {"id": channel, "name": "general"},
-        "message": message,
+        "channel": {"id": message.channel, "name": "general"},
+        "message": {
+            "type": "message",
+            "ts": message.ts,
+            "text": message.text,
+            "blocks": message.blocks,
+        },
         "response_url": response_url,
         "actions": [
             {
-                "action_id": action_id,
+                "action_id": button["action_id"],
                 "block_id": "b1",
-                "text": {"type": "plain_text", "text": label, "emoji": True},
-                "value": value,
+                "text": {"type": "plain_text", "text": button["text"]["text"], "emoji": True},
+                "value": button["value"],
                 "type": "button",
                 "action_ts": f"{time.time():.6f}",
             }

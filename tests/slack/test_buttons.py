@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 
 from bot import messages
 from storage import jobs as jobs_repo
+from tests.conftest import eventually
 from tests.slack import payloads
 from tests.slack.conftest import ALICE, BOB, CHANNEL, SlackHarness, form_value
 from tests.slack.fake_slack import Message
@@ -109,10 +109,7 @@ async def test_a_job_queued_at_shutdown_is_posted_after_the_restart(tmp_path, fa
         await harness.command("the stuck one", settle=False)
         await fake_slack.wait_for(lambda: bool(harness.offline.requests), within_s=5)
         await harness.command("the waiting one --seed 12", user=BOB, settle=False)
-        for _ in range(500):
-            if await jobs_repo.list_jobs_by_status(harness.app.db, ["queued"]):
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: jobs_repo.list_jobs_by_status(harness.app.db, ["queued"]))
         await harness.restart(drain=False)
         await fake_slack.wait_for(
             lambda: (

@@ -236,7 +236,7 @@ async def test_unexpected_error_shows_a_reference_id(
         "ok": False,
         "error": "internal_error",
     }
-    with caplog.at_level(logging.ERROR, logger="adapters.slack.app"):
+    with caplog.at_level(logging.ERROR, logger="adapters.slack.listeners"):
         await slack.command("a broken upload --seed 4")
     slack.fake._m_files_completeUploadExternal = original  # type: ignore[method-assign]
     # Shown where the job's status was (or privately when none was posted yet).
@@ -249,7 +249,7 @@ async def test_unexpected_error_shows_a_reference_id(
 
 
 async def test_every_spec_command_is_served(slack: SlackHarness) -> None:
-    """Each SPEC §2 command gets an answer: a modal for image commands, text or a result for
+    """Each core command gets an answer: a modal for image commands, text or a result for
     the rest (unknown commands are refused with the list)."""
     for name, spec in registry.COMMANDS.items():
         text = {"imagine": "a pear --seed 5", "show": "nope12345678", "history": "1"}.get(name, "")
@@ -276,3 +276,19 @@ async def test_show_reposts_a_past_job_with_live_buttons(slack: SlackHarness) ->
     ]
     await slack.press(again, "U1", user=BOB)
     assert slack.offline.requests[-1].path == "/upscale"
+
+
+async def test_posted_messages_lead_back_to_their_job(slack: SlackHarness) -> None:
+    """The result message and the status message are recorded for their job by channel and
+    ``ts``, so either finds the job again, also after a restart."""
+    slack.offline.faults.latency_s = 0.3  # long enough for the status message to be posted
+    await slack.command("a quiet harbour --seed 3")
+    (result,) = slack.results()
+    (status,) = slack.statuses()
+    job_id = result.blocks[-1]["elements"][0]["action_id"].split(":")[2]
+    engine = slack.app.engine
+    assert await engine.job_of_message("slack", result.channel, result.ts) == job_id
+    assert await engine.job_of_message("slack", status.channel, status.ts) == job_id
+    await slack.restart()
+    assert await slack.app.engine.job_of_message("slack", CHANNEL, result.ts) == job_id
+    assert await slack.app.engine.job_of_message("slack", CHANNEL, "1.000000") is None

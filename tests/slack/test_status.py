@@ -5,7 +5,8 @@ from __future__ import annotations
 import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.app import Conversation, StatusMessage, Where
+from adapters.slack.conversation import Conversation, Where
+from adapters.slack.status import StatusMessage
 from bot.types import Action, ActionKind, Progress
 from tests.slack.conftest import ALICE, BOB, CHANNEL, SlackHarness
 from tests.slack.fake_slack import BOT_TOKEN, TEAM_ID, FakeSlack

@@ -9,12 +9,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import yaml
-from aiohttp import web
+from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from slack_sdk.oauth.installation_store import Installation
 
-from adapters.slack.app import BOT_SCOPES, SHORTCUTS, SlackAdapter, command_name
+from adapters.slack.app import BOT_SCOPES, SlackAdapter
 from adapters.slack.cli import build_web_app, config_problem, serving
+from adapters.slack.listeners import SHORTCUTS, command_name
 from bot.app import BotApp
 from bot.cli import build_parser
 from bot.commands import registry
@@ -49,6 +50,7 @@ async def test_socket_mode_receives_envelopes_and_acks_them(
     )
     async with BotApp(settings) as app:
         adapter = SlackAdapter(app.engine, settings, session=app.session, status_interval_s=0)
+        await app.start()
         async with serving(adapter, settings, "127.0.0.1") as summary:
             assert summary == "Socket Mode"
             await fake_slack.wait_for(lambda: fake_slack.socket_connections == 1)
@@ -125,6 +127,7 @@ async def test_oauth_install_and_multi_workspace_tokens(
     fake_slack.tokens["xoxb-second-team"] = "T0002"
     async with BotApp(settings) as app:
         adapter = SlackAdapter(app.engine, settings, session=app.session, status_interval_s=0)
+        await app.start()
         assert adapter.installation_store is not None
         await adapter.installation_store.async_save(
             Installation(
@@ -137,10 +140,9 @@ async def test_oauth_install_and_multi_workspace_tokens(
                 bot_scopes=list(BOT_SCOPES),
             )
         )
-        runner = web.AppRunner(build_web_app(adapter.bolt))
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        server = TestServer(build_web_app(adapter.bolt))
+        await server.start_server()
+        base = str(server.make_url(""))
         try:
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"{base}/slack/install", allow_redirects=False) as response:
@@ -165,10 +167,49 @@ async def test_oauth_install_and_multi_workspace_tokens(
                     assert r.status == 200
             await adapter.drain()
         finally:
-            await runner.cleanup()
+            await server.close()
             await adapter.close()
     assert "*Your usage*" in fake_slack.responses[-1]["text"]
     assert {c.token for c in fake_slack.calls} == {"xoxb-second-team"}
+
+
+async def test_socket_mode_serves_the_oauth_pages_without_an_events_endpoint(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    """In Socket Mode with OAuth, the web app serves Bolt's install page but no
+    /slack/events: there is no signing secret to check a request with, so a stray POST is
+    "not found", neither run nor a server error."""
+    settings = _settings(
+        tmp_path,
+        fake_slack,
+        slack_bot_token=None,
+        slack_signing_secret=None,
+        slack_app_token=SecretStr(APP_TOKEN),
+        slack_client_id="111.222",
+        slack_client_secret=SecretStr("client-secret"),
+    )
+    async with BotApp(settings) as app:
+        adapter = SlackAdapter(app.engine, settings, session=app.session, status_interval_s=0)
+        await app.start()
+        fields = payloads.slash_command(
+            "/usage", "", user=ALICE, channel=CHANNEL, response_url=fake_slack.response_url()
+        )
+        body = payloads.form(fields)
+        forged = payloads.signed_headers(body, secret="guessed", content_type=payloads.FORM)
+        async with (
+            TestServer(build_web_app(adapter.bolt, events=False)) as server,
+            aiohttp.ClientSession() as http,
+        ):
+            async with http.get(server.make_url("/slack/install")) as response:
+                assert response.status == 200
+            async with http.post(
+                server.make_url("/slack/events"), data=body, headers=forged
+            ) as response:
+                assert response.status == 404
+        await adapter.drain()
+        await adapter.close()
+    assert fake_slack.responses == [] and app.offline is not None
+    assert app.offline.requests == []
 
 
 def test_config_problems_are_named(tmp_path: Path) -> None:

@@ -11,6 +11,11 @@ import pytest
 from storage import DEFAULT_MIGRATIONS_DIR, Database, MigrationError, load_migrations, migrate_path
 from storage.db import split_statements
 
+#: The package's migrations: versions applied to a new database, the newest, and the next free.
+VERSIONS = [m.version for m in load_migrations()]
+LATEST = VERSIONS[-1]
+NEXT = f"{LATEST + 1:04d}"
+
 
 def _tables(path: Path) -> set[str]:
     """Names of the tables in the SQLite file at ``path``, read with plain sqlite3."""
@@ -31,9 +36,12 @@ async def test_open_applies_migrations_once_and_records_them(tmp_path: Path) -> 
     path = tmp_path / "nested" / "dir" / "bot.sqlite3"
     db = await Database.open(path)
     try:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST
         rows = await db.fetchall("SELECT version, name, applied_at FROM schema_migrations")
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "initial")]
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (m.version, m.name) for m in load_migrations()
+        ]
+        assert rows[0]["name"] == "initial"
         assert rows[0]["applied_at"].endswith("Z")
         assert await db.migrate() == []
     finally:
@@ -44,12 +52,12 @@ async def test_open_applies_migrations_once_and_records_them(tmp_path: Path) -> 
 async def test_reopen_applies_nothing(tmp_path: Path) -> None:
     """Opening a current database again leaves the schema as it is."""
     path = tmp_path / "bot.sqlite3"
-    assert await migrate_path(path) == [1]
+    assert await migrate_path(path) == VERSIONS
     assert await migrate_path(path) == []
     async with await Database.open(path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST
         count = await db.fetchone("SELECT COUNT(*) FROM schema_migrations")
-        assert count is not None and count[0] == 1
+        assert count is not None and count[0] == len(VERSIONS)
 
 
 async def test_pragmas(db: Database) -> None:
@@ -68,7 +76,7 @@ async def test_pragmas(db: Database) -> None:
 async def test_failing_migration_rolls_back_everything(tmp_path: Path) -> None:
     """A bad statement in a later migration undoes the earlier ones of the same run too."""
     migrations = _migrations_copy(tmp_path)
-    (migrations / "0002_broken.sql").write_text(
+    (migrations / f"{NEXT}_broken.sql").write_text(
         "CREATE TABLE extra (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n"
     )
     path = tmp_path / "bot.sqlite3"
@@ -78,30 +86,30 @@ async def test_failing_migration_rolls_back_everything(tmp_path: Path) -> None:
 
 
 async def test_failing_migration_keeps_the_previous_version(tmp_path: Path) -> None:
-    """On a database at version 1, a failing 0002 leaves version 1 and no trace of 0002."""
+    """On a current database, a failing new migration leaves the version and no trace of it."""
     path = tmp_path / "bot.sqlite3"
-    assert await migrate_path(path) == [1]
+    assert await migrate_path(path) == VERSIONS
     migrations = _migrations_copy(tmp_path)
-    (migrations / "0002_broken.sql").write_text(
+    (migrations / f"{NEXT}_broken.sql").write_text(
         "ALTER TABLE jobs ADD COLUMN extra TEXT;\nCREATE TABLE jobs (x INTEGER);\n"
     )
     with pytest.raises(sqlite3.OperationalError, match="already exists"):
         await migrate_path(path, migrations_dir=migrations)
     async with await Database.open(path) as db:
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == LATEST
         columns = await db.fetchall("SELECT name FROM pragma_table_info('jobs')")
         assert "extra" not in {c["name"] for c in columns}
 
 
 async def test_new_migration_is_applied_on_open(tmp_path: Path) -> None:
-    """A database at version 1 gets a new 0002 on the next open, and only that."""
+    """A current database gets a new migration on the next open, and only that."""
     path = tmp_path / "bot.sqlite3"
     await migrate_path(path)
     migrations = _migrations_copy(tmp_path)
-    (migrations / "0002_notes.sql").write_text(
+    (migrations / f"{NEXT}_notes.sql").write_text(
         "-- a note table\nCREATE TABLE notes (body TEXT NOT NULL DEFAULT ';');\n"
     )
-    assert await migrate_path(path, migrations_dir=migrations) == [2]
+    assert await migrate_path(path, migrations_dir=migrations) == [LATEST + 1]
     assert "notes" in _tables(path)
 
 
@@ -109,7 +117,7 @@ async def test_database_newer_than_code_is_refused(tmp_path: Path) -> None:
     """Code that knows fewer migrations than the database refuses to run on it."""
     path = tmp_path / "bot.sqlite3"
     migrations = _migrations_copy(tmp_path)
-    (migrations / "0002_notes.sql").write_text("CREATE TABLE notes (body TEXT);")
+    (migrations / f"{NEXT}_notes.sql").write_text("CREATE TABLE notes (body TEXT);")
     await migrate_path(path, migrations_dir=migrations)
     with pytest.raises(MigrationError, match="newer"):
         await Database.open(path)

@@ -10,21 +10,21 @@ import pytest
 from storage import (
     Charge,
     Database,
-    JobNotFoundError,
     NewImage,
     cancel_job,
     charge,
-    count_active,
     find_recent_press,
     finish_job,
     get_images,
     get_job,
     insert_job,
+    job_of_message,
     ledger_by_job,
+    link_message,
     list_jobs_by_status,
     mark_running,
+    messages_of_job,
     recent_jobs,
-    set_message_ref,
     user_totals,
 )
 
@@ -194,7 +194,7 @@ async def test_zero_limits_mean_unlimited(db: Database) -> None:
     for n in range(5):
         job = make_job(f"j{n}", num_images=8, estimated_cost_usd=10.0)
         assert (await insert_job(db, job, limits=unlimited)).ok
-    assert await count_active(db, platform="discord", owner_id="u1") == 5
+    assert [j.id for j in await list_jobs_by_status(db, ["queued"])] == [f"j{n}" for n in range(5)]
 
 
 async def test_concurrent_inserts_respect_the_daily_quota(db: Database) -> None:
@@ -337,15 +337,25 @@ async def test_cancel_job(db: Database) -> None:
     assert await cancel_job(db, "missing", now=NOW) is None
 
 
-async def test_message_ref_round_trip(db: Database) -> None:
-    """The adapter's reference to the posted result is stored as given."""
+async def test_message_link_round_trip(db: Database) -> None:
+    """A posted message finds its job again; re-linking a message moves it; unknown → None."""
     await insert_job(db, make_job("j1"))
-    ref = {"channel_id": "c1", "message_id": "987654321", "files": ["a.png"]}
-    await set_message_ref(db, "j1", ref)
-    record = await get_job(db, "j1")
-    assert record is not None and record.message_ref == ref
-    with pytest.raises(JobNotFoundError):
-        await set_message_ref(db, "missing", ref)
+    await insert_job(db, make_job("j2"))
+    where = {"platform": "discord", "channel_id": "c1"}
+    await link_message(db, message_id="987654321", job_id="j1", now=NOW, **where)
+    await link_message(db, message_id="987654322", job_id="j1", now=NOW + 1, **where)
+    assert await job_of_message(db, message_id="987654321", **where) == "j1"
+    assert (
+        await job_of_message(db, platform="slack", channel_id="c1", message_id="987654321") is None
+    )
+    assert await messages_of_job(db, "j1") == [
+        ("discord", "c1", "987654321"),
+        ("discord", "c1", "987654322"),
+    ]
+    await link_message(db, message_id="987654321", job_id="j2", now=NOW + 2, **where)
+    assert await job_of_message(db, message_id="987654321", **where) == "j2"
+    with pytest.raises(sqlite3.IntegrityError):
+        await link_message(db, message_id="1", job_id="missing", now=NOW, **where)
 
 
 async def test_list_jobs_by_status_keeps_insertion_order(db: Database) -> None:
@@ -397,15 +407,19 @@ async def test_find_recent_press(db: Database) -> None:
     ) is None
 
 
-async def test_count_active(db: Database) -> None:
-    """Queued and running jobs count; finished and cancelled ones do not."""
+async def test_active_jobs_limit_counts_queued_and_running_only(db: Database) -> None:
+    """Queued and running jobs count against max_user_active; finished and cancelled ones do
+    not, and another platform's jobs of the same user id do not either."""
     for n in range(4):
         await insert_job(db, make_job(f"j{n}"))
     await mark_running(db, "j0", now=NOW)
     await finish_job(db, "j1", status="succeeded", now=NOW)
     await cancel_job(db, "j2", now=NOW)
-    assert await count_active(db, platform="discord", owner_id="u1") == 2
-    assert await count_active(db, platform="slack", owner_id="u1") == 0
+    busy = await insert_job(db, make_job("j4"), limits=limits(max_user_active=2))
+    assert (busy.status, busy.used) == ("user_busy", 2)
+    assert (await insert_job(db, make_job("j5"), limits=limits(max_user_active=3))).ok
+    elsewhere = make_job("j6", platform="slack")
+    assert (await insert_job(db, elsewhere, limits=limits(max_user_active=1))).ok
 
 
 async def test_two_connections_share_the_quota(db: Database) -> None:
