@@ -44,7 +44,7 @@ from bot.types import (
     TextReply,
     parse_action_id,
 )
-from storage import Database, JobRecord, NewJob, ReserveLimits
+from storage import Database, JobRecord, NewJob, ReserveLimits, ReserveOutcome
 from storage import jobs as jobs_repo
 from storage import messages as messages_repo
 from storage import settings as settings_repo
@@ -52,10 +52,6 @@ from storage import settings as settings_repo
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[JobResult], Awaitable[None]]
-
-#: A second press of the same button by the same person within this many seconds is a
-#: double click, not a new request: a double click never bills twice.
-DOUBLE_CLICK_WINDOW_S = 10.0
 
 
 class Engine:
@@ -172,6 +168,37 @@ class Engine:
         await self.runner.submit(created, progress)
         return await self.result(created.id)
 
+    async def admit(self, command: str, caller: Caller) -> None:
+        """The cheap checks to pass before an adapter downloads or decodes an input image:
+        the command exists, the channel is allowed, and the caller is under the per-user
+        active-job limit, the daily quota (room for one image) and the server's budget.
+
+        :meth:`handle` checks all of it again (atomically, with the real job); this only keeps
+        a user who is refused anyway from making the bot fetch and decode files.
+
+        Raises:
+            UserError: the refusal :meth:`handle` would give.
+        """
+        spec = registry.get(command)
+        if spec is None or spec.build is None:
+            return  # handle() answers unknown and text commands itself
+        server = await self.server_settings(caller.platform, caller.server_id)
+        self._check_channel(caller, server)
+        probe = NewJob(
+            id="",
+            platform=caller.platform,
+            server_id=caller.server_id,
+            channel_id=caller.channel_id,
+            owner_id=caller.user_id,
+            command=spec.name,
+            num_images=1,
+            created_at=self._clock(),
+            estimated_cost_usd=_SMALLEST_COST_USD,
+        )
+        refusal = await jobs_repo.check_limits(self.db, probe, self._limits(server))
+        if refusal is not None:
+            _raise_for(refusal)
+
     async def press(self, press: Press, progress: ProgressCallback | None = None) -> Reply:
         """Run the follow-up behind a button.
 
@@ -197,15 +224,12 @@ class Engine:
         )
         # Look-up and insert under one lock, so two clicks arriving together start one job.
         async with self._press_lock:
-            recent = await jobs_repo.find_recent_press(
-                self.db,
-                owner_id=caller.user_id,
-                parent_job_id=parent.id,
-                action=new.action or "",
-                since=self._clock() - DOUBLE_CLICK_WINDOW_S,
+            earlier = await jobs_repo.find_active_press(
+                self.db, owner_id=caller.user_id, parent_job_id=parent.id, action=new.action or ""
             )
-            if recent is not None:
-                return TextReply(messages.DUPLICATE_PRESS.format(job_id=recent.id), duplicate=True)
+            if earlier is not None:
+                text = messages.DUPLICATE_PRESS.format(job_id=earlier.id, status=earlier.status)
+                return TextReply(text, duplicate=True)
             created = await self._create(new, server)
         if isinstance(created, TextReply):
             return created
@@ -318,25 +342,12 @@ class Engine:
         Raises:
             Busy, QuotaExceeded: a per-user, quota or budget limit refuses it (nothing is stored).
         """
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        limits = ReserveLimits(
-            max_user_active=self.settings.max_user_active_jobs,
-            daily_quota=server.daily_quota,
-            monthly_budget_usd=server.monthly_budget_usd,
-            day=now.strftime("%Y-%m-%d"),
-            month=now.strftime("%Y-%m"),
-        )
-        outcome = await jobs_repo.insert_job(self.db, new_job, limits=limits)
+        outcome = await jobs_repo.insert_job(self.db, new_job, limits=self._limits(server))
         if outcome.status == "duplicate":
             return TextReply(
                 messages.DUPLICATE_REQUEST.format(job_id=outcome.job_id), duplicate=True
             )
-        if outcome.status == "user_busy":
-            raise Busy(messages.USER_BUSY.format(active=int(outcome.used)))
-        if outcome.status == "daily_quota":
-            raise QuotaExceeded(messages.daily_quota(int(outcome.used), int(outcome.limit)))
-        if outcome.status == "budget":
-            raise QuotaExceeded(messages.BUDGET.format(used=outcome.used, limit=outcome.limit))
+        _raise_for(outcome)
         job = await jobs_repo.get_job(self.db, new_job.id)
         if job is None:  # pragma: no cover - inserted just above
             raise NotFound(messages.JOB_NOT_FOUND.format(job_id=new_job.id))
@@ -352,6 +363,16 @@ class Engine:
         )
         return job
 
+    def _limits(self, server: ServerSettings) -> ReserveLimits:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return ReserveLimits(
+            max_user_active=self.settings.max_user_active_jobs,
+            daily_quota=server.daily_quota,
+            monthly_budget_usd=server.monthly_budget_usd,
+            day=now.strftime("%Y-%m-%d"),
+            month=now.strftime("%Y-%m"),
+        )
+
     # -- checks ----------------------------------------------------------------------------
 
     @staticmethod
@@ -365,3 +386,17 @@ class Engine:
         for word in server.blocked_words:
             if word and word in text:
                 raise NotAllowed(messages.BLOCKED_WORD.format(word=word))
+
+
+#: The probe :meth:`Engine.admit` checks the budget with: a job that costs anything at all.
+_SMALLEST_COST_USD = 1e-6
+
+
+def _raise_for(outcome: ReserveOutcome) -> None:
+    """Raise the user-facing refusal of a limit outcome (nothing for ``ok``/``duplicate``)."""
+    if outcome.status == "user_busy":
+        raise Busy(messages.USER_BUSY.format(active=int(outcome.used)))
+    if outcome.status == "daily_quota":
+        raise QuotaExceeded(messages.daily_quota(int(outcome.used), int(outcome.limit)))
+    if outcome.status == "budget":
+        raise QuotaExceeded(messages.BUDGET.format(used=outcome.used, limit=outcome.limit))

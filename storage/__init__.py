@@ -20,7 +20,8 @@ from storage.db import (
 )
 from storage.jobs import (
     cancel_job,
-    find_recent_press,
+    check_limits,
+    find_active_press,
     finish_job,
     get_images,
     get_job,
@@ -69,7 +70,8 @@ __all__ = [
     "UsageTotals",
     "cancel_job",
     "charge",
-    "find_recent_press",
+    "check_limits",
+    "find_active_press",
     "finish_job",
     "get_images",
     "get_job",

@@ -268,8 +268,9 @@ class Database:
                 self._owner = None
 
     @asynccontextmanager
-    async def _reading(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Yield the connection outside anyone else's transaction (or inside our own)."""
+    async def reading(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Yield the connection for reads outside anyone else's transaction (or inside our
+        own), so several read queries see one consistent state and no uncommitted writes."""
         task = asyncio.current_task()
         if task is not None and self._owner is task:
             yield self.conn
@@ -293,7 +294,7 @@ class Database:
         Raises:
             sqlite3.Error: the statement fails.
         """
-        async with self._reading() as conn:
+        async with self.reading() as conn:
             return list(await conn.execute_fetchall(sql, params))
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> aiosqlite.Row | None:

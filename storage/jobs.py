@@ -29,7 +29,8 @@ from storage.usage import insert_ledger_row
 
 __all__ = [
     "cancel_job",
-    "find_recent_press",
+    "check_limits",
+    "find_active_press",
     "finish_job",
     "get_images",
     "get_job",
@@ -126,6 +127,20 @@ async def insert_job(
             ),
         )
     return ReserveOutcome("ok", job.id)
+
+
+async def check_limits(db: Database, job: NewJob, limits: ReserveLimits) -> ReserveOutcome | None:
+    """The refusal :func:`insert_job` would give ``job`` under ``limits`` now, without inserting.
+
+    Adapters ask this before downloading or decoding input images, so a user at a limit costs
+    the bot nothing; :func:`insert_job` still decides atomically.
+
+    Returns:
+        ``None`` when every limit allows the job; else the outcome ``user_busy``,
+        ``daily_quota`` or ``budget`` as :func:`insert_job` defines them.
+    """
+    async with db.reading() as conn:
+        return await _check_limits(conn, job, limits)
 
 
 async def _check_limits(
@@ -381,29 +396,32 @@ async def recent_jobs(db: Database, *, platform: str, owner_id: str, limit: int)
     return [JobRecord.from_row(r) for r in rows]
 
 
-async def find_recent_press(
-    db: Database, *, owner_id: str, parent_job_id: str, action: str, since: float
+async def find_active_press(
+    db: Database, *, owner_id: str, parent_job_id: str, action: str
 ) -> JobRecord | None:
-    """Return the newest job ``owner_id`` made by pressing ``action`` on ``parent_job_id``.
+    """Return the newest job ``owner_id`` made by pressing ``action`` on ``parent_job_id`` that
+    is still queued or running.
 
     For double-click de-duplication, so a double click never bills twice: a press that finds one
-    shows that job instead of starting another. This check and a later :func:`insert_job` are two
-    transactions; for a race-free guarantee give both presses the same ``NewJob.request_key``.
+    shows that job instead of starting another. Once that job has finished, pressing the button
+    again is a deliberate new request. This check and a later :func:`insert_job` are two
+    transactions; callers serialise them (the engine holds a lock), and a platform's retry of
+    one delivery is caught by ``NewJob.request_key`` for good.
 
     Args:
         db: the database.
         owner_id: who pressed.
         parent_job_id: the job whose button was pressed.
-        action: the button (``'U1'``, ``'reroll'`` …).
-        since: unix seconds; only jobs created at or after it count.
+        action: the button (``'upscale:1'``, ``'reroll:0'`` …).
 
     Returns:
-        The newest such job, or ``None``.
+        The newest such active job, or ``None``.
     """
     row = await db.fetchone(
         "SELECT * FROM jobs WHERE parent_job_id = ? AND owner_id = ? AND action = ?"
-        " AND created_at >= ? ORDER BY created_at DESC, seq DESC LIMIT 1",
-        (parent_job_id, owner_id, action, since),
+        " AND status IN (SELECT value FROM json_each(?))"
+        " ORDER BY created_at DESC, seq DESC LIMIT 1",
+        (parent_job_id, owner_id, action, _ACTIVE_JSON),
     )
     return JobRecord.from_row(row) if row is not None else None
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from bot.errors import InvalidImage, InvalidInput, NotAllowed, QuotaExceeded, UserError
 from bot.types import Caller, Invocation, JobResult, Press, TextReply
+from storage import JobRecord
 from storage import jobs as jobs_repo
 from storage import usage as usage_repo
 from tests.conftest import DEMO_PHOTO, Harness, eventually, png_bytes, sent_field
@@ -294,6 +295,29 @@ async def test_double_click_starts_one_job(harness: Harness):
     assert harness.api_calls == before + 1
 
 
+async def test_pressing_again_after_the_result_is_a_new_request(harness: Harness):
+    """A second press of V1 after the first variation has finished starts a second job at
+    once; a press while it is still running is answered truthfully with its state."""
+    first = await imagine(harness, "a fox")
+    varied = await harness.engine.press(Press(press_id(first, "V1"), BOB))
+    assert isinstance(varied, JobResult) and varied.ok
+    again = await harness.engine.press(Press(press_id(first, "V1"), BOB))
+    assert isinstance(again, JobResult) and again.ok and again.job_id != varied.job_id
+
+    harness.offline.faults.latency_s = 1.0
+    running = asyncio.create_task(harness.engine.press(Press(press_id(first, "V1"), BOB)))
+
+    async def started() -> bool:
+        return harness.engine.runner.in_flight > 0
+
+    await eventually(started)
+    duplicate = await harness.engine.press(Press(press_id(first, "V1"), BOB))
+    assert isinstance(duplicate, TextReply) and duplicate.duplicate
+    assert duplicate.text.endswith("is still running.")
+    harness.offline.faults.latency_s = 0.0
+    await running
+
+
 async def test_the_same_delivery_twice_starts_one_job(harness: Harness):
     one = await imagine(harness, "a fox", request_key="interaction-1")
     again = await harness.engine.handle(
@@ -345,7 +369,14 @@ async def test_owner_cancels_a_queued_job(harness: Harness):
     harness.settings.max_user_active_jobs = 5
     first = asyncio.create_task(imagine(harness, "first"))
     second = asyncio.create_task(imagine(harness, "second"))
-    queued = await eventually(lambda: jobs_repo.list_jobs_by_status(harness.db, ["queued"]))
+
+    async def one_running_one_queued() -> list[JobRecord]:
+        # The queued one cannot start before the running one ends (one place in flight).
+        running = await jobs_repo.list_jobs_by_status(harness.db, ["running"])
+        queued = await jobs_repo.list_jobs_by_status(harness.db, ["queued"])
+        return queued if running and queued else []
+
+    queued = await eventually(one_running_one_queued)
     assert queued
     with pytest.raises(NotAllowed):
         await harness.engine.cancel(queued[0].id, BOB)

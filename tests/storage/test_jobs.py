@@ -13,7 +13,7 @@ from storage import (
     NewImage,
     cancel_job,
     charge,
-    find_recent_press,
+    find_active_press,
     finish_job,
     get_images,
     get_job,
@@ -381,8 +381,9 @@ async def test_recent_jobs_newest_first(db: Database) -> None:
     assert [j.id for j in history] == ["j4", "j3", "j2"]
 
 
-async def test_find_recent_press(db: Database) -> None:
-    """A double click finds the job the first click made; other presses do not match."""
+async def test_find_active_press(db: Database) -> None:
+    """A double click finds the job the first click made while it is queued or running; once
+    it has finished, a press is a new request; other presses never match."""
     await insert_job(db, make_job("p1"))
     await insert_job(
         db, make_job("u1a", action="U1", parent_job_id="p1", parent_index=0, created_at=NOW + 10)
@@ -390,21 +391,16 @@ async def test_find_recent_press(db: Database) -> None:
     await insert_job(
         db, make_job("u1b", action="U1", parent_job_id="p1", parent_index=0, created_at=NOW + 12)
     )
-    found = await find_recent_press(
-        db, owner_id="u1", parent_job_id="p1", action="U1", since=NOW + 8
-    )
+    where = {"parent_job_id": "p1", "action": "U1"}
+    found = await find_active_press(db, owner_id="u1", **where)
     assert found is not None and found.id == "u1b"
-    assert (
-        await find_recent_press(db, owner_id="u1", parent_job_id="p1", action="U2", since=NOW)
-    ) is None
-    assert (
-        await find_recent_press(db, owner_id="u2", parent_job_id="p1", action="U1", since=NOW)
-    ) is None
-    assert (
-        await find_recent_press(
-            db, owner_id="u1", parent_job_id="p1", action="U1", since=NOW + 12.5
-        )
-    ) is None
+    assert await find_active_press(db, owner_id="u1", parent_job_id="p1", action="U2") is None
+    assert await find_active_press(db, owner_id="u2", **where) is None
+    await finish_job(db, "u1b", status="succeeded", now=NOW + 13)
+    found = await find_active_press(db, owner_id="u1", **where)
+    assert found is not None and found.id == "u1a"
+    await cancel_job(db, "u1a", now=NOW + 14)
+    assert await find_active_press(db, owner_id="u1", **where) is None
 
 
 async def test_active_jobs_limit_counts_queued_and_running_only(db: Database) -> None:
