@@ -72,6 +72,8 @@ def bot_settings(root: Path, base_url: str, name: str) -> Settings:
         database_path=root / name / "bot.sqlite3",
         max_user_active_jobs=0,
         max_user_running_jobs=0,
+        default_daily_quota=0,
+        default_monthly_budget_usd=0,
     )
 
 

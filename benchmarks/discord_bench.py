@@ -235,6 +235,8 @@ async def run(root: Path) -> list[dict[str, object]]:
             discord_api_base_url=f"{discord_info['root']}/api/v10",
             ideogram_api_key=SecretStr(_BENCH_KEY),
             ideogram_base_url=offline_info["root"],
+            default_daily_quota=0,
+            default_monthly_budget_usd=0,
         )
         control = _Control(session, discord_info["root"])
         async with BotApp(settings) as app:

@@ -48,6 +48,8 @@ async def run(root: Path) -> list[dict[str, object]]:
         slack_signing_secret=SecretStr(payloads.SIGNING_SECRET),
         slack_api_url=fake.api_url,
         max_user_active_jobs=3,
+        default_daily_quota=0,
+        default_monthly_budget_usd=0,
     )
     server_times: dict[str, float] = {}
 

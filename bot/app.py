@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.ideogram.client import IdeogramClient
 from bot.image_store import ImageStore
-from bot.jobs import JobRunner
+from bot.jobs import ALL_PLATFORMS, JobRunner
 from bot.offline import OfflineIdeogram
 from bot.results import Executor, JobFiles
 from storage import Database
@@ -36,6 +36,8 @@ def build_engine(
     client: IdeogramClient,
     settings: Settings,
     clock: Callable[[], float] = time.time,
+    platforms: frozenset[str] = ALL_PLATFORMS,
+    owner: str | None = None,
 ) -> Engine:
     """Wire the engine: the runner executes jobs through the client, every 429 the client sees
     lowers the runner's in-flight limit, and results nobody awaits go to the engine's
@@ -45,6 +47,9 @@ def build_engine(
         db, store, client, settings: the process's database, image store, Ideogram client and
             configuration.
         clock: Unix seconds, shared by the engine and the runner (tests pin it).
+        platforms: the platforms this process serves; the runner resumes and takes over only
+            their jobs, so processes serving other platforms can share the database.
+        owner: the runner's lease owner id (default: hostname, pid and a random part).
     """
     files = JobFiles(db, store)
     runner = JobRunner(
@@ -55,6 +60,8 @@ def build_engine(
         max_in_flight=settings.ideogram_max_in_flight,
         max_user_running=settings.max_user_running_jobs,
         clock=clock,
+        platforms=platforms,
+        owner=owner,
     )
     client.on_rate_limited = runner.on_rate_limited
     engine = Engine(db=db, store=store, runner=runner, files=files, settings=settings, clock=clock)
@@ -65,6 +72,13 @@ def build_engine(
 class BotApp:
     """Owns the bot's resources for one process.
 
+    Args:
+        settings: the configuration.
+        platforms: the platforms this process serves (each adapter's command passes its own):
+            only their queued jobs are resumed and only their abandoned running jobs are taken
+            over, so ``ideogram-bot slack`` beside ``ideogram-bot discord`` on one database
+            leave each other's jobs alone. Default: all of them.
+
     Attributes (after ``__aenter__``):
         settings: the configuration.
         db: the open database.
@@ -73,8 +87,9 @@ class BotApp:
         session: the shared aiohttp session (adapters may use it to fetch attachments).
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, platforms: frozenset[str] = ALL_PLATFORMS) -> None:
         self.settings = settings
+        self.platforms = frozenset(platforms)
         self._stack = contextlib.AsyncExitStack()
         self.db: Database
         self.engine: Engine
@@ -91,7 +106,8 @@ class BotApp:
 
     async def _open(self) -> None:
         settings = self.settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Owner-only: it holds the database, the images and the Slack installations.
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.db = await Database.open(settings.database_path)
         self._stack.push_async_callback(self.db.close)
         self.session = aiohttp.ClientSession()
@@ -116,15 +132,19 @@ class BotApp:
             max_download_bytes=settings.ideogram_max_download_bytes,
         )
         self.engine = build_engine(
-            db=self.db, store=ImageStore(settings.data_dir), client=client, settings=settings
+            db=self.db,
+            store=ImageStore(settings.data_dir),
+            client=client,
+            settings=settings,
+            platforms=self.platforms,
         )
         self._stack.push_async_callback(self.engine.close, settings.shutdown_grace_s)
 
     async def start(self) -> None:
-        """Start the job queue: resume the jobs the last run left queued, report the running
-        ones as interrupted. Call it once the adapters have registered how to post results
-        (:meth:`~bot.engine.Engine.set_deliverer`), so a recovered job's result has somewhere
-        to go."""
+        """Start the job queue: resume the served platforms' jobs the last run left queued,
+        report running ones whose process is gone as interrupted. Call it once the adapters
+        have registered how to post results (:meth:`~bot.engine.Engine.set_deliverer`), so a
+        recovered job's result has somewhere to go."""
         resumed, interrupted = await self.engine.start()
         if resumed or interrupted:
             log.info("recovered jobs: %d queued resumed, %d interrupted", resumed, interrupted)

@@ -133,7 +133,9 @@ async def _run_settings(args: argparse.Namespace, settings: Settings) -> int:
         except UserError as exc:
             print(f"ideogram-bot settings: {exc.message}", file=sys.stderr)
             return 2
-        current = rules.load(await settings_repo.get_settings(db, **where))
+        current = rules.load(
+            await settings_repo.get_settings(db, **where), settings.server_defaults
+        )
     rows = [(key, value) for key, value, _ in rules.as_rows(current)]
     print(table([("key", "value"), *rows], fenced=False))
     return 0

@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.encryption import load_keys
+from bot.server_settings import ServerSettings, operator_defaults
+
 
 class PriceTable(BaseSettings):
     """Estimated USD prices (docs/commands.md, usage); override with ``PRICE_<FIELD>`` variables.
@@ -49,8 +52,21 @@ class Settings(BaseSettings):
     # Per user: jobs running at once, and jobs queued + running (0 = no limit).
     max_user_running_jobs: int = Field(default=3, ge=0)
     max_user_active_jobs: int = Field(default=25, ge=0)
+    # What a server that never changed its settings may spend on the operator's key: images per
+    # user per UTC day, and estimated USD per server per UTC month (0 = unlimited). Servers'
+    # admins override them with /settings; safe, non-zero defaults so a new server is not open.
+    default_daily_quota: int = Field(default=25, ge=0)
+    default_monthly_budget_usd: float = Field(default=20.0, ge=0)
     # On shutdown, running jobs get this long to finish before they are cut (seconds).
     shutdown_grace_s: float = Field(default=20.0, ge=0)
+
+    @property
+    def server_defaults(self) -> ServerSettings:
+        """The settings of a server whose admins changed nothing (operator limits included)."""
+        return operator_defaults(
+            daily_quota=self.default_daily_quota,
+            monthly_budget_usd=self.default_monthly_budget_usd,
+        )
 
     discord_token: SecretStr | None = None
     discord_api_base_url: str = "https://discord.com/api/v10"
@@ -64,6 +80,9 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_port: int = 3000
     slack_admin_user_ids: Annotated[frozenset[str], NoDecode] = frozenset()
+    # Fernet key(s) encrypting the Slack tokens the bot stores; comma-separated to rotate
+    # (bot/encryption.py). Unset: tokens are stored in clear, in a file only the bot can read.
+    bot_encryption_key: SecretStr | None = None
 
     prices: PriceTable = Field(default_factory=PriceTable)
 
@@ -76,6 +95,13 @@ class Settings(BaseSettings):
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("bot_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            load_keys(value.get_secret_value())  # ValueError naming the key's position only
         return value
 
     @field_validator("log_level")

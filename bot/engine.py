@@ -85,7 +85,11 @@ class Engine:
         self._deliverers: dict[str, Deliver] = {}
         self._press_lock = asyncio.Lock()
         self._info = info.InfoContext(
-            db=db, clock=clock, commands=registry.COMMANDS, result_of=files.result_of
+            db=db,
+            clock=clock,
+            commands=registry.COMMANDS,
+            result_of=files.result_of,
+            defaults=settings.server_defaults,
         )
         self.followups = FollowUps(
             files=files,
@@ -119,7 +123,7 @@ class Engine:
             return
         deliver = self._deliverers.get(job.platform)
         if deliver is None:
-            log.warning("job %s finished on %s, which no adapter here serves", job_id, job.platform)
+            log.info("job %s finished on %s, which no adapter here serves", job_id, job.platform)
             return
         try:
             await deliver(await self.files.result_of(job))
@@ -214,9 +218,11 @@ class Engine:
         if kind is ActionKind.CANCEL:
             return await self.cancel(job_id, press.caller)
         parent = await jobs_repo.get_job(self.db, job_id)
-        if parent is None:
-            raise NotFound(messages.ACTION_STALE)
         caller = press.caller
+        # A button works only where its result was posted: same platform, same server (a DM's
+        # job only for its owner). An id copied elsewhere reads as unknown, leaking nothing.
+        if parent is None or not _same_place(parent, caller):
+            raise NotFound(messages.ACTION_STALE)
         server = await self.server_settings(caller.platform, caller.server_id)
         self._check_channel(caller, server)
         new = await self.followups.build(
@@ -287,7 +293,7 @@ class Engine:
     async def server_settings(self, platform: str, server_id: str) -> ServerSettings:
         """The settings in force for a server (defaults for keys never set)."""
         stored = await settings_repo.get_settings(self.db, platform=platform, server_id=server_id)
-        return settings_rules.load(stored)
+        return settings_rules.load(stored, self.settings.server_defaults)
 
     # -- building jobs ---------------------------------------------------------------------
 
@@ -400,3 +406,11 @@ def _raise_for(outcome: ReserveOutcome) -> None:
         raise QuotaExceeded(messages.daily_quota(int(outcome.used), int(outcome.limit)))
     if outcome.status == "budget":
         raise QuotaExceeded(messages.BUDGET.format(used=outcome.used, limit=outcome.limit))
+
+
+def _same_place(job: JobRecord, caller: Caller) -> bool:
+    """Whether ``caller`` is where ``job`` was run: its platform and server; for a job run in a
+    DM (no server), only its owner."""
+    if job.platform != caller.platform or job.server_id != caller.server_id:
+        return False
+    return bool(job.server_id) or job.owner_id == caller.user_id

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.types import ProgressCallback
-from storage import JobRecord
+from storage import Charge, JobRecord
 
 
 @dataclass(slots=True)
@@ -22,7 +22,8 @@ class QueueEntry:
     """One job in the runner: its place in line, its in-flight weight and its listener.
 
     ``weight`` is the images it takes in flight (a 4-image request takes 4); ``done`` resolves
-    with the job's final status; the rest is the runner's bookkeeping.
+    with the job's final status; ``charge`` is what the API billed once its call returned, until
+    the ledger has it; the rest is the runner's bookkeeping.
     """
 
     job_id: str
@@ -38,6 +39,7 @@ class QueueEntry:
     last_sent: float = -math.inf
     position_pending: bool = False
     released: bool = True
+    charge: Charge | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 

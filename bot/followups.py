@@ -76,6 +76,10 @@ class FollowUps:
         """The new job for ``kind`` pressed on image/description ``index`` (1-based; 0 for the
         whole job) of ``parent``.
 
+        The new job obeys the server's settings as they are now, not as they were when the
+        parent ran: blocked words are checked on the prompt it would send, and its image count
+        is cut to today's ``max_num_images`` (a button keeps working rather than failing).
+
         Raises:
             NotFound: no such image or description (withheld, out of range).
             NotAllowed: a blocked word in the prompt it would send.
@@ -91,7 +95,7 @@ class FollowUps:
             parent_index: int | None,
         ) -> NewJob:
             return new_job(
-                request,
+                self._under_current_rules(request, server),
                 command=command,
                 caller=caller,
                 prompt=prompt,
@@ -156,3 +160,13 @@ class FollowUps:
         else:
             raise InvalidInput(messages.ACTION_UNKNOWN)
         return make(request, command, parent.prompt, image, sha, image_index)
+
+    def _under_current_rules(self, request: JobRequest, server: ServerSettings) -> JobRequest:
+        fields = request.request
+        prompt = getattr(fields, "prompt", None) or ""
+        self.check_words(server, prompt, getattr(fields, "negative_prompt", None))
+        count = getattr(fields, "num_images", None)
+        if count is not None and count > server.max_num_images:
+            fields = fields.model_copy(update={"num_images": server.max_num_images})
+            request = request.model_copy(update={"request": fields})
+        return request

@@ -2,7 +2,8 @@
 
 Every result and input image is kept as ``DATA_DIR/images/<aa>/<sha256>`` so that follow-ups
 re-upload the exact stored bytes long after Ideogram's URLs expired. Writes are atomic
-(temporary file + rename) and idempotent: the same bytes always land at the same path.
+(temporary file + rename) and idempotent: the same bytes always land at the same path. Only
+the bot's user can read them: directories are created 0700 and files 0600.
 """
 
 from __future__ import annotations
@@ -39,7 +40,10 @@ class ImageStore:
         path = self.path_for(digest)
         if path.exists():
             return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Owner-only: directories 0700 (each level made here, as ``parents=True`` would give
+        # the missing ones the default mode), files 0600 (``mkstemp`` creates them so).
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:

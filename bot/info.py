@@ -18,7 +18,7 @@ from bot import messages
 from bot import server_settings as settings_rules
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.server_settings import ServerSettings
-from bot.types import Invocation, JobResult, Reply, TextReply
+from bot.types import Caller, Invocation, JobResult, Reply, TextReply
 from storage import Database, JobRecord
 from storage import jobs as jobs_repo
 from storage import settings as settings_repo
@@ -42,12 +42,14 @@ class InfoContext:
         clock: current time in Unix seconds (the engine's clock).
         commands: the command table, for ``/help``.
         result_of: builds the postable result of a stored job (``/show``).
+        defaults: the settings of a server that changed nothing (``/settings reset``).
     """
 
     db: Database
     clock: Callable[[], float]
     commands: Mapping[str, CommandSpec]
     result_of: Callable[[JobRecord], Awaitable[JobResult]]
+    defaults: ServerSettings
 
 
 async def help_command(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Reply:
@@ -57,7 +59,8 @@ async def help_command(ctx: InfoContext, inv: Invocation, server: ServerSettings
 
 async def usage(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Reply:
     """``/usage``: the caller's jobs, images and estimated cost today and this month, quota
-    and budget left."""
+    and budget left; for admins also the server's calls this month that the API may have
+    billed (uncertain ledger rows)."""
     caller = inv.caller
     now = datetime.fromtimestamp(ctx.clock(), UTC)
     key = {"platform": caller.platform, "server_id": caller.server_id}
@@ -86,6 +89,10 @@ async def usage(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Re
         )
     else:
         lines.append("Server budget: unlimited.")
+    if caller.is_admin:
+        uncertain = await usage_repo.uncertain_totals(ctx.db, month=now.strftime("%Y-%m"), **key)
+        if uncertain.jobs:
+            lines.append(messages.possibly_billed(uncertain.jobs, uncertain.cost_usd))
     return TextReply("\n".join(lines))
 
 
@@ -133,13 +140,7 @@ async def show(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Rep
     if not job_id:
         raise InvalidInput("/show needs a job id; `/history` lists yours.")
     job = await jobs_repo.get_job(ctx.db, job_id)
-    visible = (
-        job is not None
-        and job.platform == caller.platform
-        and (
-            job.owner_id == caller.user_id or (job.server_id and job.server_id == caller.server_id)
-        )
-    )
+    visible = job is not None and _may_show(job, caller)
     if job is None or not visible:
         raise NotFound(messages.JOB_NOT_FOUND.format(job_id=job_id))
     return await ctx.result_of(job)
@@ -175,7 +176,7 @@ async def settings_command(ctx: InfoContext, inv: Invocation, server: ServerSett
     spec = settings_rules.check_key(str(key))
     if action == "reset":
         await settings_repo.reset_setting(ctx.db, key=spec.name, **where)
-        default = settings_rules.format_value(getattr(ServerSettings(), spec.name))
+        default = settings_rules.format_value(getattr(ctx.defaults, spec.name))
         return TextReply(f"`{spec.name}` is back to its default: `{default or '(empty)'}`.")
     if value is None:
         raise InvalidInput(f"/settings set {spec.name} needs a value ({spec.meaning}).")
@@ -197,3 +198,16 @@ async def settings_command(ctx: InfoContext, inv: Invocation, server: ServerSett
         caller.user_id,
     )
     return TextReply(f"`{spec.name}` is now `{text or '(empty)'}`.")
+
+
+def _may_show(job: JobRecord, caller: Caller) -> bool:
+    """``/show`` posts a job publicly: its owner may show it anywhere on its platform; others
+    only a job of this server from the channel they are in (admins: any channel of it). A
+    DM's job is shown to its owner alone."""
+    if job.platform != caller.platform:
+        return False
+    if job.owner_id == caller.user_id:
+        return True
+    if not job.server_id or job.server_id != caller.server_id:
+        return False
+    return caller.is_admin or job.channel_id == caller.channel_id

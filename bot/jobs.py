@@ -9,15 +9,27 @@
 * A job the API still answers 429 after the client's retries is not failed: 429 means it did
   not run and was not billed, so it goes back to the front of its user's queue after the wait
   the API asked for, until ``rate_limit_patience_s`` has passed since it was created.
-* A job runs the engine's executor (the Ideogram call), stores result images by SHA-256, and
-  finishes in one database transaction that also writes the usage ledger row when the API
-  billed it. Requests the API rejected (400, 422, 429) and jobs that failed on our side are not
-  charged.
+* A job runs the engine's executor (the Ideogram call). As soon as the call returned, what the
+  API billed is written to the usage ledger in its own transaction, before anything else can
+  fail; then result images are stored by SHA-256 and the job finishes in one transaction.
+  Requests the API rejected (400, 422, 429) and jobs that failed on our side before the call
+  are not charged; a call the API may have billed (5xx, timeout, interruption) gets an
+  *uncertain* ledger row, shown to admins as "possibly billed" and counted against no limit.
+* A job cancelled while its call runs keeps counting against quota and budget
+  (``charge_pending``) until the call returned and its cost is recorded.
+* A failing image store or database never leaves a job hanging: the job ends ``failed`` with a
+  clear reason, and the waiting caller always gets an answer. A final state the database
+  refused is kept in memory and written again at every heartbeat until it lands.
 * Progress (queue position, running, final state) goes to the listener given at submit time,
   one update at a time per job; queue positions at most every ``position_interval_s`` per job
   so that platform message edits stay within rate limits.
-* On start-up, jobs left ``queued`` are resumed in their order and jobs left ``running`` are
-  failed with an honest message (the API may have run them) and never charged twice.
+* A process serves a set of platforms and touches only their jobs. Each running job holds a
+  lease (this process's id and an expiry), renewed every ``lease_s / 3`` seconds by a heartbeat
+  task while the process lives. On start-up, queued jobs of the served platforms are resumed in
+  their order; running ones whose lease has expired (their process is gone) are failed with an
+  honest message (the API may have run them) and never charged twice. The heartbeat does the
+  same for leases that expire later, so a live process's jobs are never taken over and a dead
+  one's are reported within ``lease_s``.
 """
 
 from __future__ import annotations
@@ -26,8 +38,12 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
+import secrets
+import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +79,24 @@ FinishedHook = Callable[[str], Awaitable[None]]
 
 _REQUEUED = "requeued"
 
+#: Every platform the bot has an adapter for: what a process serves unless told otherwise.
+ALL_PLATFORMS: frozenset[str] = frozenset({"discord", "slack", "console"})
+
+
+def process_identity() -> str:
+    """A lease owner id unique to this runner: ``"<hostname>:<pid>:<8 hex chars>"``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True, slots=True)
+class _FinalState:
+    """A job's final state the database refused to store, to write again later."""
+
+    status: str
+    error: str
+    error_ref: str | None
+    charge: Charge | None
+
 
 class JobRunner:
     """Runs queued jobs under the in-flight limit and records their outcome.
@@ -80,8 +114,14 @@ class JobRunner:
         rate_limit_patience_s: how long after its creation a job keeps being re-queued on 429.
         requeue_delay_s: wait before a re-queued job may start again when the API gave no
             ``Retry-After``.
-        clock: Unix seconds; the engine's clock, so a job's creation, its charge day and its
-            patience are read on one clock.
+        clock: Unix seconds; the engine's clock, so a job's creation, its charge day, its
+            patience and its lease are read on one clock (monotonic time is used only for
+            intervals that are never stored).
+        platforms: the platforms this process serves: only their jobs are resumed or taken
+            over, so processes serving different platforms can share one database.
+        owner: this runner's lease owner id; default :func:`process_identity`.
+        lease_s: how long a running job's lease holds without renewal, seconds; it is renewed
+            every ``lease_s / 3`` and another process takes the job over only after it lapsed.
     """
 
     def __init__(
@@ -98,8 +138,19 @@ class JobRunner:
         rate_limit_patience_s: float = 900.0,
         requeue_delay_s: float = 2.0,
         clock: Callable[[], float] = time.time,
+        platforms: frozenset[str] = ALL_PLATFORMS,
+        owner: str | None = None,
+        lease_s: float = 60.0,
     ) -> None:
         self._clock = clock
+        self.platforms = frozenset(platforms)
+        self.owner = owner or process_identity()
+        self._wake_heartbeat = asyncio.Event()
+        self._lease_s = lease_s
+        #: Heartbeats done (lease renewal and take-over sweep), for monitoring and tests.
+        self.heartbeats = 0
+        self._unsaved: dict[str, _FinalState] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
         self._db = db
         self._store = store
         self._execute = execute
@@ -136,6 +187,17 @@ class JobRunner:
         self._changed.set()
 
     @property
+    def lease_s(self) -> float:
+        """How long a running job's lease holds without renewal, seconds (renewed every
+        ``lease_s / 3``). Setting it takes effect at once, waking the heartbeat."""
+        return self._lease_s
+
+    @lease_s.setter
+    def lease_s(self, value: float) -> None:
+        self._lease_s = value
+        self._wake_heartbeat.set()
+
+    @property
     def in_flight(self) -> int:
         """Images currently in flight at the API."""
         return self._in_flight
@@ -148,39 +210,37 @@ class JobRunner:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> tuple[int, int]:
-        """Recover from the last run and start dispatching.
+        """Recover the served platforms' jobs from the last run and start dispatching.
+
+        Running jobs whose lease expired are failed as interrupted (with an uncertain ledger
+        row); those of a live process are left to it. Queued jobs are resumed in order.
 
         Returns:
             ``(resumed, interrupted)``: queued jobs resumed, running jobs failed.
         """
-        interrupted = 0
+        interrupted = await self._take_over_expired()
         resumed = 0
-        for job in await jobs_repo.list_jobs_by_status(self._db, ["running", "queued"]):
-            if job.status == "running":
-                # The API may have run (and billed) it: report honestly, charge nothing more.
-                await jobs_repo.finish_job(
-                    self._db, job.id, status="failed", now=self._clock(), error=messages.INTERRUPTED
-                )
-                interrupted += 1
-                # In the background: posting may wait until the platform has connected, and
-                # recovery (which runs before that) must not.
-                self._spawn(self._notify_finished(job.id))
-            else:
+        served = sorted(self.platforms)
+        for job in await jobs_repo.list_jobs_by_status(self._db, ["queued"], platforms=served):
+            if job.id not in self._entries:
                 self.submit(job, listener=None)
                 resumed += 1
         self._dispatcher = asyncio.create_task(self._dispatch_loop(), name="job-dispatcher")
-        return resumed, interrupted
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="job-heartbeat")
+        return resumed, len(interrupted)
 
     async def close(self, grace_s: float = 0.0) -> None:
         """Stop starting jobs, let running ones finish for up to ``grace_s`` seconds, then
-        cancel the rest (they are reported as interrupted on the next start). Queued jobs stay
-        queued in the database and resume on the next start."""
-        if self._dispatcher is not None:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
+        cancel the rest (their leases are released, so the next start of a process serving
+        their platform reports them as interrupted at once). Queued jobs stay queued in the
+        database and resume on the next start."""
+        await _stop(self._dispatcher)
+        self._dispatcher = None
         if grace_s > 0 and self._running:
             await asyncio.wait(list(self._running.values()), timeout=grace_s)
+        # Leases are renewed until the last running job is given up.
+        await _stop(self._heartbeat)
+        self._heartbeat = None
         tasks: list[asyncio.Task[None]] = [*self._running.values(), *self._background]
         for task in tasks:
             task.cancel()
@@ -190,6 +250,16 @@ class JobRunner:
         for entry in self._entries.values():
             if not entry.done.done():
                 entry.done.cancel()
+        try:
+            await self._save_unsaved()
+            await jobs_repo.release_leases(self._db, owner=self.owner)
+        except Exception:
+            log.warning("could not release the leases of %s", self.owner, exc_info=True)
+        for job_id, final in self._unsaved.items():
+            log.error(
+                "job %s: final state never stored (reference %s, charge %s)",
+                job_id, final.error_ref, final.charge,
+            )  # fmt: skip
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -197,15 +267,19 @@ class JobRunner:
         """Queue ``job`` (already stored with status ``queued``).
 
         Returns:
-            A future resolved with the job's final status when it finishes.
+            A future resolved with the job's final status when it finishes; it raises a
+            :class:`~bot.errors.UserError` with a reference id instead when the database
+            refused to store the job's outcome.
         """
         weight = max(1, min(job.num_images, self.max_in_flight))
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(_retrieve)
         entry = QueueEntry(
             job.id,
             f"{job.platform}:{job.owner_id}",
             weight,
             listener,
-            asyncio.get_running_loop().create_future(),
+            done,
             created_at=job.created_at,
             job=job,
         )
@@ -225,7 +299,8 @@ class JobRunner:
         """Cancel a queued or running job.
 
         A queued job never reaches the API. A running job is marked cancelled and its result
-        discarded; the API call is left to finish so that nothing is billed without a record.
+        discarded; the API call is left to finish so that nothing is billed without a record,
+        and until then the job keeps counting against quota and budget.
 
         Returns:
             The status the job had (``queued``/``running``), or ``None`` if it was not active.
@@ -241,7 +316,11 @@ class JobRunner:
         return previous
 
     async def wait(self, job_id: str) -> str | None:
-        """Wait until ``job_id`` is final; return its status (``None`` if it is not tracked)."""
+        """Wait until ``job_id`` is final; return its status (``None`` if it is not tracked).
+
+        Raises:
+            UserError: the database refused to store the job's outcome (see :meth:`submit`).
+        """
         entry = self._entries.get(job_id)
         if entry is None:
             return None
@@ -349,27 +428,73 @@ class JobRunner:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    # -- leases ----------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            self._wake_heartbeat.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_heartbeat.wait(), self.lease_s / 3)
+            try:
+                await self._beat()
+            except Exception:
+                # A database hiccup must not stop the heartbeat: the next one tries again.
+                log.warning("job heartbeat of %s failed", self.owner, exc_info=True)
+            self.heartbeats += 1
+
+    async def _beat(self) -> None:
+        """Renew this process's leases, store final states the database refused earlier, and
+        take over jobs of the served platforms whose process is gone."""
+        now = self._clock()
+        await jobs_repo.renew_leases(
+            self._db,
+            owner=self.owner,
+            job_ids=[*self._running, *self._unsaved],
+            now=now,
+            lease_until=now + self.lease_s,
+        )
+        await self._save_unsaved()
+        await self._take_over_expired()
+
+    async def _take_over_expired(self) -> list[str]:
+        """Fail the served platforms' running jobs whose lease expired (their process is
+        gone) and post them; settle cancelled ones whose call was abandoned."""
+        now = self._clock()
+        day = datetime.fromtimestamp(now, UTC)
+        interrupted = await jobs_repo.interrupt_expired(
+            self._db,
+            platforms=sorted(self.platforms),
+            now=now,
+            error=messages.INTERRUPTED,
+            day=day.strftime("%Y-%m-%d"),
+            month=day.strftime("%Y-%m"),
+            except_owner=self.owner,
+        )
+        for job_id in interrupted:
+            log.warning("job %s was interrupted (its process stopped); reported as failed", job_id)
+            # In the background: posting may wait until the platform has connected, and
+            # recovery (which runs before that) must not.
+            self._spawn(self._notify_finished(job_id))
+        return interrupted
+
+    async def _save_unsaved(self) -> None:
+        for job_id, final in list(self._unsaved.items()):
+            await self._finish(job_id, final.status, final.error, final.error_ref, final.charge)
+            del self._unsaved[job_id]
+            log.info("job %s: final state stored at last (reference %s)", job_id, final.error_ref)
+
     # -- running ---------------------------------------------------------------------------
 
     async def _run(self, entry: QueueEntry) -> None:
         status = "failed"
+        refused: UserError | None = None
         try:
             status = await self._run_job(entry)
         except asyncio.CancelledError:
             raise
         except Exception:
-            reference = new_reference_id()
-            log.exception("job %s failed unexpectedly (reference %s)", entry.job_id, reference)
-            text = messages.unexpected(reference)
-            await jobs_repo.finish_job(
-                self._db,
-                entry.job_id,
-                status="failed",
-                now=self._clock(),
-                error=text,
-                error_ref=reference,
-            )
-            await self._emit(entry, Progress(entry.job_id, "failed", None, text))
+            status = "failed"
+            refused = await self._fail_unexpectedly(entry)
         finally:
             # A re-queued job may already run again as a new task: leave that one's records.
             if self._running.get(entry.job_id) is asyncio.current_task():
@@ -378,13 +503,43 @@ class JobRunner:
                 self._release(entry)
         if status == _REQUEUED:
             return
+        if refused is not None:
+            self._resolve_error(entry, refused)
+            return  # nothing stored to post; the log has the details
         self._resolve(entry, status)
         if entry.listener is None:
             await self._notify_finished(entry.job_id)
 
+    async def _fail_unexpectedly(self, entry: QueueEntry) -> UserError | None:
+        """End a job that failed on our side; if the database refuses that too, keep its final
+        state for the heartbeat to store and return the error its caller gets instead."""
+        reference = new_reference_id()
+        log.exception("job %s failed unexpectedly (reference %s)", entry.job_id, reference)
+        text = messages.unexpected(reference)
+        final = _FinalState("failed", text, reference, entry.charge)
+        try:
+            await self._finish(entry.job_id, "failed", text, reference, entry.charge)
+        except Exception:
+            self._unsaved[entry.job_id] = final
+            log.exception(
+                "job %s: the database refused its final state (reference %s); retried at every"
+                " heartbeat; billed and not yet in the ledger: %s",
+                entry.job_id, reference, entry.charge,
+            )  # fmt: skip
+            text = messages.not_recorded(reference)
+            await self._emit(entry, Progress(entry.job_id, "failed", None, text))
+            return UserError(text)
+        entry.charge = None
+        await self._emit(entry, Progress(entry.job_id, "failed", None, text))
+        return None
+
     async def _run_job(self, entry: QueueEntry) -> str:
         job_id = entry.job_id
-        if not await jobs_repo.mark_running(self._db, job_id, now=self._clock()):
+        now = self._clock()
+        started = await jobs_repo.mark_running(
+            self._db, job_id, now=now, owner=self.owner, lease_until=now + self.lease_s
+        )
+        if not started:
             return "cancelled"  # cancelled while waiting for a place
         job = entry.job or await jobs_repo.get_job(self._db, job_id)
         if job is None:
@@ -402,61 +557,95 @@ class JobRunner:
         if isinstance(error, IdeogramRateLimited):
             if await self._requeue(entry, error):
                 return _REQUEUED
-            return await self._fail(entry, error)
+            return await self._fail(entry, job, error)
         if isinstance(error, IdeogramError):
-            return await self._fail(entry, error)
+            return await self._fail(entry, job, error)
         if isinstance(error, UserError):
-            await jobs_repo.finish_job(
-                self._db, job_id, status="failed", now=self._clock(), error=error.message
-            )
+            await self._finish(job_id, "failed", error.message)
             await self._emit(entry, Progress(job_id, "failed", None, error.message))
             return "failed"
         self._on_success()
 
-        images = [await self._image_row(img) for img in outcome.images]
+        # The API billed this call: charge it first, in its own transaction, so no later
+        # failure (full disk, broken database) can lose the record. A job cancelled meanwhile
+        # is charged too (usage is charged as the API bills), which settles its pending charge.
         now = self._clock()
-        endpoint = ENDPOINTS[load_request(job.request).endpoint]
         charge = self._charge_for(job, len(outcome.images), now)
+        entry.charge = charge
+        await usage_repo.charge(
+            self._db, job_id=job.id, platform=job.platform, server_id=job.server_id,
+            user_id=job.owner_id, day=charge.day, month=charge.month, command=job.command,
+            images=charge.images, cost_usd=charge.cost_usd, now=now,
+        )  # fmt: skip
+        entry.charge = None
+        try:
+            images = [await self._image_row(img) for img in outcome.images]
+        except OSError:
+            reference = new_reference_id()
+            log.exception("job %s: storing its images failed (reference %s)", job_id, reference)
+            await self._finish(job_id, "failed", messages.STORE_FAILED, reference)
+            await self._emit(entry, Progress(job_id, "failed", None, messages.STORE_FAILED))
+            return "failed"
+        endpoint = ENDPOINTS[load_request(job.request).endpoint]
         finished = await jobs_repo.finish_job(
-            self._db, job_id, status="succeeded", now=now, images=images,
+            self._db, job_id, status="succeeded", now=self._clock(), images=images,
             descriptions=None if endpoint.makes_images else list(outcome.descriptions),
-            charge=charge,
         )  # fmt: skip
         if not finished:
-            # Cancelled while running: the result is discarded, but the API did bill it, so
-            # the cost is recorded against the job (usage is charged as the API bills).
-            await usage_repo.charge(
-                self._db, job_id=job.id, platform=job.platform, server_id=job.server_id,
-                user_id=job.owner_id, day=charge.day, month=charge.month, command=job.command,
-                images=charge.images, cost_usd=charge.cost_usd, now=now,
-            )  # fmt: skip
-            return "cancelled"
+            return "cancelled"  # cancelled while running: the result is discarded
         await self._emit(entry, Progress(job_id, "succeeded", None, messages.SUCCEEDED))
         return "succeeded"
 
-    def _charge_for(self, job: JobRecord, images: int, now: float) -> Charge:
+    def _charge_for(
+        self, job: JobRecord, images: int, now: float, *, uncertain: bool = False
+    ) -> Charge:
         """What the API billed for ``images`` result images (withheld ones included), or for
-        the one request of an endpoint billed per request (which counts no images)."""
+        the one request of an endpoint billed per request (which counts as one image against
+        the daily quota, as ``/help`` says)."""
         endpoint = ENDPOINTS[load_request(job.request).endpoint]
         billed = 1 if endpoint.per_request else images
         day = datetime.fromtimestamp(now, UTC)
         cost = endpoint.cost_usd(self._prices, billed, job.rendering_speed)
         return Charge(
-            images=0 if endpoint.per_request else billed,
+            images=billed,
             cost_usd=cost,
             day=day.strftime("%Y-%m-%d"),
             month=day.strftime("%Y-%m"),
+            uncertain=uncertain,
         )
 
-    async def _fail(self, entry: QueueEntry, exc: IdeogramError) -> str:
+    async def _finish(
+        self,
+        job_id: str,
+        status: str,
+        error: str,
+        error_ref: str | None = None,
+        charge: Charge | None = None,
+    ) -> None:
+        """Store a job's failure (with ``charge``, if any). A job no longer active (cancelled
+        while its call ran) keeps its status, and its pending charge is settled instead."""
+        now = self._clock()
+        finished = await jobs_repo.finish_job(
+            self._db, job_id, status=status, now=now, error=error, error_ref=error_ref,
+            charge=charge,
+        )  # fmt: skip
+        if not finished:
+            await jobs_repo.settle_charge(self._db, job_id, now=now, charge=charge)
+
+    async def _fail(self, entry: QueueEntry, job: JobRecord, exc: IdeogramError) -> str:
         text = _failure_text(exc)
         log.warning(
             "job %s: Ideogram %s (status %s): %s",
             entry.job_id, type(exc).__name__, exc.status, exc.api_message,
         )  # fmt: skip
-        await jobs_repo.finish_job(
-            self._db, entry.job_id, status="failed", now=self._clock(), error=text
+        # A 5xx, a timeout or a failed download may have been billed: recorded as uncertain,
+        # for the operator's estimate, and counted against no user's quota.
+        charge = (
+            self._charge_for(job, job.num_images, self._clock(), uncertain=True)
+            if exc.billed
+            else None
         )
+        await self._finish(entry.job_id, "failed", text, charge=charge)
         await self._emit(entry, Progress(entry.job_id, "failed", None, text))
         return "failed"
 
@@ -520,6 +709,11 @@ class JobRunner:
             entry.done.set_result(status)
         self._entries.pop(entry.job_id, None)
 
+    def _resolve_error(self, entry: QueueEntry, error: UserError) -> None:
+        if not entry.done.done():
+            entry.done.set_exception(error)
+        self._entries.pop(entry.job_id, None)
+
     async def _notify_finished(self, job_id: str) -> None:
         if self.on_finished is None:
             return
@@ -527,6 +721,19 @@ class JobRunner:
             await self.on_finished(job_id)
         except Exception:
             log.exception("delivering the result of job %s failed", job_id)
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _retrieve(done: asyncio.Future[str]) -> None:
+    """Mark a job's error as seen: a resumed job's future has nobody awaiting it."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _failure_text(exc: IdeogramError) -> str:

@@ -60,6 +60,10 @@ INTERRUPTED = (
     "This job was interrupted by a bot restart while Ideogram was working on it; it was not "
     "charged twice — please run it again if you did not get the images."
 )
+STORE_FAILED = (
+    "Ideogram made the images, but the bot could not save them (its disk is full or failing), "
+    "so they were charged and lost — please tell a server admin before trying again."
+)
 ALL_WITHHELD = "Ideogram withheld every image of this job after its safety check."
 NOTHING_DESCRIBED = "Ideogram returned no description for this image."
 
@@ -67,6 +71,23 @@ NOTHING_DESCRIBED = "Ideogram returned no description for this image."
 def unexpected(reference: str) -> str:
     """The sentence for an unexpected error; ``reference`` ties it to the operator's log."""
     return f"Something went wrong on our side (reference `{reference}`); please try again."
+
+
+def not_recorded(reference: str) -> str:
+    """The sentence for a job whose outcome the bot's database refused to store."""
+    return (
+        f"The bot's database is failing, so this job's outcome could not be recorded "
+        f"(reference `{reference}`); please tell a server admin before trying again."
+    )
+
+
+def possibly_billed(jobs: int, cost_usd: float) -> str:
+    """``/usage`` line for admins: calls this month the API may have billed (5xx, timeouts,
+    interrupted jobs), which no quota or budget counts."""
+    return (
+        f"Possibly billed this month: {jobs} jobs, about ${cost_usd:.2f} (Ideogram errors, "
+        "timeouts and interruptions it may have charged; not counted in quota or budget)."
+    )
 
 
 def withheld_note(count: int, total: int) -> str:
@@ -169,6 +190,7 @@ def help_text(commands: Mapping[str, CommandSpec]) -> str:
     lines.append(
         "**Buttons** U1…U4 upscale · V1…V4 vary · 🔄 re-roll · Imagine n uses a description"
     )
+    lines.append("**Quota** counts images per person per UTC day; /describe counts as one image.")
     lines.append("**Examples**")
     for spec in commands.values():
         if spec.calls_api:

@@ -21,7 +21,7 @@ from bot.images import (
     InputImage,
     extension_for,
     image_size,
-    prepare_input_image,
+    prepare_input_image_async,
     sniff_content_type,
 )
 from bot.types import Caption, JobResult, ResultImage
@@ -69,7 +69,7 @@ class JobFiles:
             raise NotFound(messages.JOB_NO_IMAGE.format(job_id=job.id, index=index + 1))
         sha = match[0]
         data = await self.store.get(sha)
-        image = await asyncio.to_thread(prepare_input_image, data, f"{job.id}-{index + 1}")
+        image = await prepare_input_image_async(data, f"{job.id}-{index + 1}")
         return image, sha
 
     async def result_of(self, job: JobRecord) -> JobResult:

@@ -191,13 +191,26 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def load(stored: Mapping[str, str]) -> ServerSettings:
+def operator_defaults(*, daily_quota: int, monthly_budget_usd: float) -> ServerSettings:
+    """The settings a server has before its admins change anything: the built-in defaults with
+    the operator's limits (``DEFAULT_DAILY_QUOTA`` images per user per UTC day,
+    ``DEFAULT_MONTHLY_BUDGET_USD`` per server per UTC month; 0 = unlimited)."""
+    return ServerSettings(daily_quota=daily_quota, monthly_budget_usd=monthly_budget_usd)
+
+
+def load(stored: Mapping[str, str], defaults: ServerSettings | None = None) -> ServerSettings:
     """Build the :class:`ServerSettings` in force from stored text values.
+
+    Args:
+        stored: key → text as stored; keys a server's admins set win.
+        defaults: what applies to keys never set (:func:`operator_defaults`); the built-in
+            defaults when ``None``.
 
     Unknown or unreadable stored values are ignored (the default applies), so an old row can
     never break a server.
     """
-    values: dict[str, Any] = {}
+    base = defaults or ServerSettings()
+    values: dict[str, Any] = {f: getattr(base, f) for f in KEYS}
     for key, text in stored.items():
         spec = KEYS.get(key)
         if spec is None:

@@ -26,10 +26,14 @@ from storage.jobs import (
     get_images,
     get_job,
     insert_job,
+    interrupt_expired,
     list_jobs_by_status,
     mark_running,
     recent_jobs,
+    release_leases,
+    renew_leases,
     requeue_job,
+    settle_charge,
 )
 from storage.messages import job_of_message, link_message, messages_of_job
 from storage.records import (
@@ -48,7 +52,14 @@ from storage.records import (
     UsageTotals,
 )
 from storage.settings import get_settings, reset_setting, set_setting
-from storage.usage import charge, ledger_by_job, server_totals, user_totals
+from storage.usage import (
+    charge,
+    ledger_by_job,
+    server_totals,
+    uncertain_by_job,
+    uncertain_totals,
+    user_totals,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -77,6 +88,7 @@ __all__ = [
     "get_job",
     "get_settings",
     "insert_job",
+    "interrupt_expired",
     "job_of_message",
     "ledger_by_job",
     "link_message",
@@ -86,9 +98,14 @@ __all__ = [
     "messages_of_job",
     "migrate_path",
     "recent_jobs",
+    "release_leases",
+    "renew_leases",
     "requeue_job",
     "reset_setting",
     "server_totals",
     "set_setting",
+    "settle_charge",
+    "uncertain_by_job",
+    "uncertain_totals",
     "user_totals",
 ]

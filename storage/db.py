@@ -15,11 +15,12 @@ applied in version order, all pending ones in one transaction, and recorded in
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -130,6 +131,18 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
+def _create_private(path: Path) -> None:
+    """Create the database's parent directory (0700) and an empty database file (0600) when
+    missing, before SQLite opens it: SQLite would create the file 0644, and it copies the
+    database file's mode to the ``-wal``, ``-shm`` and ``-journal`` files it makes later.
+    Existing files and directories keep their mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
 class Database:
     """The bot's SQLite database: one connection, explicit transactions, migrations.
 
@@ -172,7 +185,9 @@ class Database:
         ``foreign_keys=ON``; busy timeout ``busy_timeout_ms`` (sqlite3's ``timeout``).
 
         Args:
-            path: the SQLite file (``DATABASE_PATH`` setting); its parent directory is created.
+            path: the SQLite file (``DATABASE_PATH`` setting). A missing file is created with
+                mode 0600 and a missing parent directory with 0700; SQLite gives the ``-wal``
+                and ``-shm`` files the database file's mode, so they are 0600 too.
                 ``":memory:"`` gives a private in-memory database (no WAL), for quick experiments.
             migrations_dir: folder of ``NNNN_name.sql`` files; default
                 :data:`DEFAULT_MIGRATIONS_DIR`.
@@ -189,7 +204,7 @@ class Database:
         """
         location = str(path)
         if location != ":memory:":
-            Path(location).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(location))
         conn = await aiosqlite.connect(
             location, isolation_level=None, timeout=busy_timeout_ms / 1000
         )
@@ -255,14 +270,17 @@ class Database:
         async with self._lock:
             self._owner = task
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
                 try:
+                    await self.conn.execute("BEGIN IMMEDIATE")
                     yield self.conn
                     await self.conn.commit()
                 except BaseException:
                     # The rollback is queued behind any statement still running on the
-                    # connection's thread, so it lands even if this task was cancelled.
-                    await self.conn.rollback()
+                    # connection's thread, so it lands even if this task was cancelled, even
+                    # while its BEGIN was on the way (else the connection would stay inside
+                    # that transaction). When BEGIN itself failed there is nothing to undo.
+                    with suppress(sqlite3.Error):
+                        await self.conn.rollback()
                     raise
             finally:
                 self._owner = None

@@ -1,8 +1,14 @@
-"""Jobs and their result images: insert with limits, state changes, look-ups.
+"""Jobs and their result images: insert with limits, state changes, leases, look-ups.
 
 Every write is one transaction of :meth:`storage.db.Database.transaction`, so a check and the
-write it guards (request-key de-duplication, quota, budget, "only if still active") cannot be
-interleaved by another coroutine or process.
+write it guards (request-key de-duplication, quota, budget, "only if still active", "only if
+its lease expired") cannot be interleaved by another coroutine or process.
+
+Leases: a running job names the process running it (``lease_owner``) and when its claim
+lapses (``lease_expires_at``, unix seconds). The owner renews it while it lives
+(:func:`renew_leases`); another process reports the job as interrupted only after it expired
+(:func:`interrupt_expired`), so two processes on one database never take over each other's
+live jobs.
 """
 
 from __future__ import annotations
@@ -35,9 +41,14 @@ __all__ = [
     "get_images",
     "get_job",
     "insert_job",
+    "interrupt_expired",
     "list_jobs_by_status",
     "mark_running",
     "recent_jobs",
+    "release_leases",
+    "renew_leases",
+    "requeue_job",
+    "settle_charge",
 ]
 
 # Float sums of prices (0.03 + 0.06 …) are compared with this slack, USD.
@@ -71,11 +82,15 @@ async def insert_job(
        a. the owner's active (queued/running) jobs on ``job.platform`` must be fewer than
           ``max_user_active``, else ``user_busy`` (used = active jobs);
        b. images charged to the owner on ``job.platform`` + ``job.server_id`` on
-          ``limits.day`` + ``num_images`` of the owner's active jobs there + ``job.num_images``
+          ``limits.day`` + ``num_images`` of the owner's held jobs there + ``job.num_images``
           must be <= ``daily_quota``, else ``daily_quota`` (used = the first two terms);
        c. USD charged to the server in ``limits.month`` + ``estimated_cost_usd`` of the
-          server's active jobs + ``job.estimated_cost_usd`` must be <= ``monthly_budget_usd``,
+          server's held jobs + ``job.estimated_cost_usd`` must be <= ``monthly_budget_usd``,
           else ``budget`` (used = the first two terms).
+
+       *Held* jobs are the active ones and those cancelled while their API call ran whose cost
+       is not recorded yet (``charge_pending``): cancelling a running job does not give back
+       its quota or budget before the call is settled. Uncertain ledger rows count for neither.
 
     3. Insert with the next ``seq``.
 
@@ -163,10 +178,11 @@ async def _check_limits(
             """
             SELECT
                 (SELECT COALESCE(SUM(images), 0) FROM usage_ledger
-                  WHERE platform = ? AND server_id = ? AND user_id = ? AND day = ?)
+                  WHERE platform = ? AND server_id = ? AND user_id = ? AND day = ?
+                    AND uncertain = 0)
               + (SELECT COALESCE(SUM(num_images), 0) FROM jobs
                   WHERE owner_id = ? AND platform = ? AND server_id = ?
-                    AND status IN (SELECT value FROM json_each(?)))
+                    AND (status IN (SELECT value FROM json_each(?)) OR charge_pending = 1))
             """,
             (
                 job.platform,
@@ -188,10 +204,10 @@ async def _check_limits(
             """
             SELECT
                 (SELECT COALESCE(SUM(cost_usd), 0) FROM usage_ledger
-                  WHERE platform = ? AND server_id = ? AND month = ?)
+                  WHERE platform = ? AND server_id = ? AND month = ? AND uncertain = 0)
               + (SELECT COALESCE(SUM(estimated_cost_usd), 0) FROM jobs
                   WHERE platform = ? AND server_id = ?
-                    AND status IN (SELECT value FROM json_each(?)))
+                    AND (status IN (SELECT value FROM json_each(?)) OR charge_pending = 1))
             """,
             (
                 job.platform,
@@ -220,8 +236,23 @@ async def get_images(db: Database, job_id: str) -> list[ImageRecord]:
     return [ImageRecord.from_row(r) for r in rows]
 
 
-async def mark_running(db: Database, job_id: str, *, now: float) -> bool:
+async def mark_running(
+    db: Database,
+    job_id: str,
+    *,
+    now: float,
+    owner: str | None = None,
+    lease_until: float | None = None,
+) -> bool:
     """Move a ``queued`` job to ``running`` and set ``started_at = now`` (unix seconds).
+
+    Args:
+        db: the database.
+        job_id: the job.
+        now: unix seconds, stored as ``started_at`` and ``heartbeat_at``.
+        owner: the process that runs it (its lease owner); ``None`` takes no lease, so any
+            process may report the job interrupted.
+        lease_until: unix seconds until which the lease holds without renewal.
 
     Returns:
         Whether the job changed: ``False`` if it does not exist or is not queued (already
@@ -229,8 +260,9 @@ async def mark_running(db: Database, job_id: str, *, now: float) -> bool:
     """
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "UPDATE jobs SET status = 'running', started_at = ? WHERE id = ? AND status = 'queued'",
-            (now, job_id),
+            "UPDATE jobs SET status = 'running', started_at = ?, lease_owner = ?,"
+            " heartbeat_at = ?, lease_expires_at = ? WHERE id = ? AND status = 'queued'",
+            (now, owner, now, lease_until, job_id),
         )
         changed = cursor.rowcount == 1
         await cursor.close()
@@ -248,8 +280,8 @@ async def requeue_job(db: Database, job_id: str) -> bool:
     """
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "UPDATE jobs SET status = 'queued', started_at = NULL"
-            " WHERE id = ? AND status = 'running'",
+            "UPDATE jobs SET status = 'queued', started_at = NULL, lease_owner = NULL,"
+            " heartbeat_at = NULL, lease_expires_at = NULL WHERE id = ? AND status = 'running'",
             (job_id,),
         )
         changed = cursor.rowcount == 1
@@ -272,9 +304,10 @@ async def finish_job(
     """Finish an active job: status, result images, describe results and charge, atomically.
 
     Only a job that is still ``queued`` or ``running`` is finished; a cancelled or already
-    finished job is left exactly as it is. With ``charge``, a usage-ledger row is written for
-    the job's platform, server, owner and command (``INSERT OR IGNORE``: a job is charged at most
-    once) and ``jobs.cost_usd`` is set to the ledger's figure.
+    finished job is left exactly as it is (see :func:`settle_charge`). With ``charge``, a
+    usage-ledger row is written for the job's platform, server, owner and command (a job is
+    charged at most once; see :mod:`storage.usage`) and, unless the charge is uncertain,
+    ``jobs.cost_usd`` is set to the ledger's figure.
 
     Args:
         db: the database.
@@ -346,6 +379,7 @@ async def finish_job(
                 images=charge.images,
                 cost_usd=charge.cost_usd,
                 now=now,
+                uncertain=charge.uncertain,
             )
     return True
 
@@ -354,8 +388,10 @@ async def cancel_job(db: Database, job_id: str, *, now: float) -> str | None:
     """Cancel a queued or running job (``finished_at = now``, unix seconds).
 
     A running job's API call may still complete; :func:`finish_job` will then refuse to
-    overwrite the cancellation, so the caller decides whether to charge it with
-    :func:`storage.usage.charge`.
+    overwrite the cancellation. Until its cost is recorded (:func:`storage.usage.charge`) or
+    found to be nothing (:func:`settle_charge`) the job is ``charge_pending`` and keeps
+    counting against quota and budget, so cancelling cannot be used to run more than the
+    limits allow.
 
     Returns:
         The status the job had (``'queued'`` or ``'running'``), or ``None`` if it does not
@@ -366,19 +402,179 @@ async def cancel_job(db: Database, job_id: str, *, now: float) -> str | None:
         if row is None or row["status"] not in ACTIVE_STATUSES:
             return None
         await conn.execute(
-            "UPDATE jobs SET status = 'cancelled', finished_at = ? WHERE id = ?", (now, job_id)
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?, charge_pending = ?"
+            " WHERE id = ?",
+            (now, int(row["status"] == "running"), job_id),
         )
         return str(row["status"])
 
 
-async def list_jobs_by_status(db: Database, statuses: Sequence[str]) -> list[JobRecord]:
-    """Return every job whose status is in ``statuses``, in insertion order (``seq``).
+async def settle_charge(
+    db: Database, job_id: str, *, now: float, charge: Charge | None = None
+) -> bool:
+    """Record what the API call of a job :func:`finish_job` no longer finishes cost.
 
-    Used at start-up to resume or report queued and running jobs, so none is lost on restart.
+    For a job cancelled while its call ran (or reported interrupted meanwhile by another
+    process): writes ``charge`` to the ledger if given (a charged row replaces an uncertain
+    one) and clears ``charge_pending``, in one transaction.
+
+    Args:
+        db: the database.
+        job_id: the job.
+        now: unix seconds, the ledger row's ``created_at``.
+        charge: what the call cost, or ``None`` when it cost nothing (rejected by the API).
+
+    Returns:
+        Whether a ledger row was written.
+    """
+    async with db.transaction() as conn:
+        job = await _one(
+            conn, "SELECT platform, server_id, owner_id, command FROM jobs WHERE id = ?", (job_id,)
+        )
+        if job is None:
+            return False
+        if charge is None:
+            await conn.execute("UPDATE jobs SET charge_pending = 0 WHERE id = ?", (job_id,))
+            return False
+        return await insert_ledger_row(
+            conn,
+            job_id=job_id,
+            platform=job["platform"],
+            server_id=job["server_id"],
+            user_id=job["owner_id"],
+            day=charge.day,
+            month=charge.month,
+            command=job["command"],
+            images=charge.images,
+            cost_usd=charge.cost_usd,
+            now=now,
+            uncertain=charge.uncertain,
+        )
+
+
+async def renew_leases(
+    db: Database, *, owner: str, job_ids: Sequence[str], now: float, lease_until: float
+) -> int:
+    """Renew ``owner``'s leases on ``job_ids`` (its running jobs, and cancelled ones whose call
+    still runs) until ``lease_until``; ``heartbeat_at = now``. Unix seconds.
+
+    Returns:
+        How many leases were renewed (a job another process has taken over is not).
+    """
+    if not job_ids:
+        return 0
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE jobs SET heartbeat_at = ?, lease_expires_at = ?"
+            " WHERE lease_owner = ? AND id IN (SELECT value FROM json_each(?))"
+            " AND (status = 'running' OR charge_pending = 1)",
+            (now, lease_until, owner, json.dumps(list(job_ids))),
+        )
+        renewed = cursor.rowcount
+        await cursor.close()
+    return renewed
+
+
+async def release_leases(db: Database, *, owner: str) -> int:
+    """Give up every lease of ``owner`` (it stopped; its calls were abandoned), so the next
+    process serving those platforms reports the jobs at once instead of after expiry.
+
+    Returns:
+        How many leases were released.
+    """
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE jobs SET lease_expires_at = NULL WHERE lease_owner = ?"
+            " AND (status = 'running' OR charge_pending = 1)",
+            (owner,),
+        )
+        released = cursor.rowcount
+        await cursor.close()
+    return released
+
+
+async def interrupt_expired(
+    db: Database,
+    *,
+    platforms: Sequence[str],
+    now: float,
+    error: str,
+    day: str,
+    month: str,
+    except_owner: str | None = None,
+) -> list[str]:
+    """Take over the jobs of ``platforms`` whose process is gone (lease expired or none).
+
+    In one transaction: each such ``running`` job is failed with ``error`` (``finished_at =
+    now``), and each such job cancelled while its call ran (``charge_pending``) is settled. Both
+    get an *uncertain* ledger row of their requested images and estimated cost (the API may
+    have run the call), never a charge. Jobs of ``except_owner`` (the caller itself, alive) are
+    left alone.
+
+    Args:
+        db: the database.
+        platforms: only jobs of these platforms.
+        now: unix seconds; a lease expiring at or before it has expired.
+        error: the user-facing sentence stored on the failed jobs.
+        day, month: UTC day and month of the uncertain rows.
+        except_owner: a lease owner whose jobs are never taken over.
+
+    Returns:
+        The ids of the running jobs failed, in insertion order.
+    """
+    async with db.transaction() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT id, status, platform, server_id, owner_id, command, num_images,"
+            " estimated_cost_usd FROM jobs"
+            " WHERE (status = 'running' OR charge_pending = 1)"
+            " AND platform IN (SELECT value FROM json_each(?))"
+            " AND (lease_expires_at IS NULL OR lease_expires_at <= ?)"
+            " AND (? IS NULL OR lease_owner IS NULL OR lease_owner != ?)"
+            " ORDER BY seq",
+            (json.dumps(list(platforms)), now, except_owner, except_owner),
+        )
+        failed: list[str] = []
+        for row in rows:
+            if row["status"] == "running":
+                await conn.execute(
+                    "UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                    (now, error, row["id"]),
+                )
+                failed.append(str(row["id"]))
+            await insert_ledger_row(
+                conn,
+                job_id=row["id"],
+                platform=row["platform"],
+                server_id=row["server_id"],
+                user_id=row["owner_id"],
+                day=day,
+                month=month,
+                command=row["command"],
+                images=int(row["num_images"]),
+                cost_usd=float(row["estimated_cost_usd"]),
+                now=now,
+                uncertain=True,
+            )
+    return failed
+
+
+async def list_jobs_by_status(
+    db: Database, statuses: Sequence[str], *, platforms: Sequence[str] | None = None
+) -> list[JobRecord]:
+    """Return every job whose status is in ``statuses`` (and, with ``platforms``, whose
+    platform is one of them), in insertion order (``seq``).
+
+    Used at start-up to resume queued jobs of the platforms a process serves, so none is lost
+    on restart and none is run where it cannot be posted.
     """
     rows = await db.fetchall(
-        "SELECT * FROM jobs WHERE status IN (SELECT value FROM json_each(?)) ORDER BY seq",
-        (json.dumps(list(statuses)),),
+        "SELECT * FROM jobs WHERE status IN (SELECT value FROM json_each(?))"
+        " AND (? IS NULL OR platform IN (SELECT value FROM json_each(?))) ORDER BY seq",
+        (
+            json.dumps(list(statuses)),
+            None if platforms is None else 1,
+            json.dumps(list(platforms or ())),
+        ),
     )
     return [JobRecord.from_row(r) for r in rows]
 

@@ -168,6 +168,11 @@ class JobRecord:
         message_ref: what the adapter stored to find the posted result again, or ``None``.
         descriptions: ``/describe`` results; ``()`` for other commands.
         started_at, finished_at: unix seconds, or ``None`` if not (yet) reached.
+        charge_pending: cancelled while its API call ran, and what that call cost is not yet
+            recorded; it counts against quota and budget like an active job until then.
+        lease_owner: the process that runs (or last ran) the job, ``None`` if none did.
+        lease_expires_at: unix seconds after which another process may report the running job
+            as interrupted; ``None`` when no process holds it.
     """
 
     id: str
@@ -197,6 +202,9 @@ class JobRecord:
     created_at: float
     started_at: float | None
     finished_at: float | None
+    charge_pending: bool = False
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
 
     @property
     def is_active(self) -> bool:
@@ -249,12 +257,15 @@ class JobRecord:
             created_at=float(row["created_at"]),
             started_at=_opt_float(row["started_at"]),
             finished_at=_opt_float(row["finished_at"]),
+            charge_pending=bool(row["charge_pending"]),
+            lease_owner=row["lease_owner"],
+            lease_expires_at=_opt_float(row["lease_expires_at"]),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
-    """Sums over usage-ledger rows.
+    """Sums over usage-ledger rows (charged rows, or uncertain ones where a function says so).
 
     Attributes:
         jobs: charged jobs.
@@ -276,12 +287,16 @@ class Charge:
         cost_usd: estimated cost, USD.
         day: UTC day of the charge, ``'YYYY-MM-DD'``.
         month: UTC month of the charge, ``'YYYY-MM'``.
+        uncertain: the API may or may not have billed it (5xx, timeout, interrupted call): the
+            row is kept for the operator's estimate and counts against no quota or budget. A
+            certain charge of the same job later replaces it.
     """
 
     images: int
     cost_usd: float
     day: str
     month: str
+    uncertain: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,8 +332,8 @@ class ReserveOutcome:
             or the limit that refused it: ``user_busy``, ``daily_quota``, ``budget``.
         job_id: the new job's id; for ``duplicate`` the id of the job already holding the key.
         used: for a refusal, what is already used: active jobs (``user_busy``), images charged
-            today + images of active jobs (``daily_quota``), USD spent this month + estimates of
-            active jobs (``budget``); 0 otherwise.
+            today + images of held jobs (``daily_quota``), USD spent this month + estimates of
+            held jobs (``budget``); 0 otherwise. Held jobs: see :func:`storage.jobs.insert_job`.
         limit: the limit that refused it, in the same unit; 0 otherwise.
     """
 

@@ -44,12 +44,15 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings for a test: temp storage, fast retries, no .env file."""
+    """Settings for a test: temp storage, fast retries, no .env file, and no operator limits
+    (tests of quotas and budgets set them; ``test_operator_defaults`` tests the defaults)."""
     return Settings(
         _env_file=None,  # type: ignore[call-arg]
         data_dir=tmp_path / "data",
         database_path=tmp_path / "data" / "bot.sqlite3",
         ideogram_max_retries=2,
+        default_daily_quota=0,
+        default_monthly_budget_usd=0,
     )
 
 

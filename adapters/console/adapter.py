@@ -22,7 +22,7 @@ from bot import messages
 from bot.commands import registry
 from bot.engine import Engine
 from bot.errors import InvalidImage, UserError, new_reference_id
-from bot.images import InputImage, prepare_input_image
+from bot.images import MAX_RAW_INPUT_BYTES, InputImage, prepare_input_image_async
 from bot.types import Caller, Invocation, JobResult, Press, Progress, Reply, TextReply
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,13 @@ _ALIASES = {"reroll": "🔄", "re-roll": "🔄", "🔄": "🔄"}
 def _plain(text: str) -> str:
     """Markdown subset → terminal text."""
     return text.replace("**", "").replace("```\n", "").replace("\n```", "")
+
+
+def _read_capped(path: Path, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` + 1 bytes of ``path`` (enough for the image check to refuse
+    a larger file without reading all of it)."""
+    with path.open("rb") as file:
+        return file.read(max_bytes + 1)
 
 
 def _normal_label(label: str) -> str:
@@ -146,11 +153,12 @@ class ConsoleAdapter:
                 raise InvalidImage(messages.NEEDS_IMAGE.format(command=spec.name))
             path = Path(match.group(1) or match.group(2) or match.group(3))
             rest = match.group(4)
+            await self.engine.admit(spec.name, self.caller)
             try:
-                data = await asyncio.to_thread(path.read_bytes)
+                data = await asyncio.to_thread(_read_capped, path, MAX_RAW_INPUT_BYTES)
             except OSError:
                 raise InvalidImage(f"I can't read the file `{path}`.") from None
-            images = (await asyncio.to_thread(prepare_input_image, data, path.name),)
+            images = (await prepare_input_image_async(data, path.name),)
         invocation = Invocation(command=name, caller=self.caller, text=rest, images=images)
         return await self.engine.handle(invocation, self._progress)
 

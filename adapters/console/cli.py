@@ -55,7 +55,7 @@ def _quiet_logs() -> None:
 async def run_console(args: argparse.Namespace, settings: Settings) -> int:
     """Run the console adapter; with ``--script`` exit 1 if any line failed."""
     _quiet_logs()
-    async with BotApp(settings) as app:
+    async with BotApp(settings, platforms=frozenset({"console"})) as app:
         adapter = ConsoleAdapter(app.engine, out_dir=args.out, echo=bool(args.script))
         await app.start()
         if args.script:
@@ -73,9 +73,12 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
             "ideogram_api_key": None,
             "data_dir": settings.data_dir / "demo",
             "database_path": settings.data_dir / "demo" / "bot.sqlite3",
+            # The tour runs on the offline engine, which costs nothing: no operator limits.
+            "default_daily_quota": 0,
+            "default_monthly_budget_usd": 0.0,
         }
     )
-    async with BotApp(demo_settings) as app:
+    async with BotApp(demo_settings, platforms=frozenset({"console"})) as app:
         adapter = ConsoleAdapter(app.engine, out_dir=args.out)
         await app.start()
         for line in demo_script(DEMO_PHOTO):

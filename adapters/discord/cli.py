@@ -46,7 +46,7 @@ async def run_discord(args: argparse.Namespace, settings: Settings) -> int:
         print("ideogram-bot: DISCORD_TOKEN is not set; see .env.example.", file=sys.stderr)
         return 2
     token = settings.discord_token.get_secret_value()
-    async with BotApp(settings) as app:
+    async with BotApp(settings, platforms=frozenset({"discord"})) as app:
         client = build_client(app, settings)
         await app.start()
         try:

@@ -8,7 +8,9 @@ Every slash command, context menu, modal submit and button press goes through
    ephemeral for text answers (``/usage``, ``/help`` …). Nothing runs before the deferral.
 2. **Translate** the interaction into an :class:`~bot.types.Invocation` or
    :class:`~bot.types.Press` (caller, guild, channel, Manage Server, attachments) with the
-   interaction id as ``request_key``, so the same delivery twice starts one job.
+   interaction id as ``request_key``, so the same delivery twice starts one job. Attachments
+   are downloaded only once the caller passed :meth:`~bot.engine.Engine.admit` (channel,
+   active jobs, quota, budget).
 3. **Progress**: queue position, then "Generating…", edited into the original response by
    :class:`~adapters.discord.progress.ProgressMessage`, which never holds up the job queue.
 4. **Result**: the original response is edited into the result (caption, files, buttons). When
@@ -46,6 +48,7 @@ from bot import messages
 from bot.commands import registry
 from bot.engine import Engine
 from bot.errors import UserError, new_reference_id
+from bot.images import MAX_RAW_INPUT_BYTES
 from bot.types import (
     ActionKind,
     Caller,
@@ -123,6 +126,9 @@ class InteractionFlow:
         engine: the core engine.
         allowed_hosts: hosts attachments may be downloaded from (see
             :func:`adapters.discord.inputs.file_hosts`).
+
+    Attributes:
+        max_input_bytes: the most bytes read of one attachment (the download stops past it).
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class InteractionFlow:
         self.client = client
         self.engine = engine
         self.allowed_hosts = allowed_hosts
+        self.max_input_bytes = MAX_RAW_INPUT_BYTES
         # Results of resumed jobs waiting for the login (see deliver_unattended).
         self._waiting_deliveries: set[asyncio.Task[None]] = set()
 
@@ -181,8 +188,16 @@ class InteractionFlow:
         if ack is None:
             return
         caller = caller_of(interaction)
+        if attachments:
+            # A user refused anyway costs no download and no decoding.
+            await self.engine.admit(command, caller)
         images = tuple(
-            [await fetch_input_image(a, allowed_hosts=self.allowed_hosts) for a in attachments]
+            [
+                await fetch_input_image(
+                    a, allowed_hosts=self.allowed_hosts, max_bytes=self.max_input_bytes
+                )
+                for a in attachments
+            ]
         )
         invocation = Invocation(
             command=command,

@@ -12,7 +12,13 @@ expires, so it is read at once. Checks, in order, each a one-sentence
 3. the URL must be on one of Discord's file hosts (``cdn.discordapp.com``,
    ``media.discordapp.net``) or on the host of a configured ``DISCORD_API_BASE_URL``: the
    bot fetches images only from the chat platform's own file hosts;
-4. the bytes are sniffed and converted by :func:`bot.images.prepare_input_image` off the loop.
+4. the download is read in chunks and stops as soon as it passes the cap, whatever ``size``
+   or ``Content-Length`` claimed (redirects are not followed);
+5. the bytes are sniffed and converted by :func:`bot.images.prepare_input_image_async`, in the
+   bounded decode pool.
+
+The caller checks the user's limits (:meth:`bot.engine.Engine.admit`) before any of this, so a
+refused user costs no download.
 
 Platform doc followed: discord-api-docs, "Message resource › Attachment object" and
 "Receiving and responding › Interaction data › Resolved data structure".
@@ -20,7 +26,6 @@ Platform doc followed: discord-api-docs, "Message resource › Attachment object
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from pathlib import PurePosixPath
@@ -30,7 +35,7 @@ import aiohttp
 import discord
 
 from bot.errors import InvalidImage
-from bot.images import MAX_RAW_INPUT_BYTES, InputImage, prepare_input_image
+from bot.images import MAX_RAW_INPUT_BYTES, InputImage, prepare_input_image_async
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ DISCORD_FILE_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 
 #: Seconds a download from the CDN may take before the user is asked to try again.
 _DOWNLOAD_TIMEOUT_S = 60.0
+
+#: Bytes read from the CDN at a time.
+_CHUNK_BYTES = 256 * 1024
 
 #: Extensions treated as images when an attachment carries no ``content_type``.
 _IMAGE_EXTENSIONS = frozenset(
@@ -82,38 +90,78 @@ def _name(attachment: discord.Attachment) -> str:
 
 
 async def fetch_input_image(
-    attachment: discord.Attachment, *, allowed_hosts: frozenset[str]
+    attachment: discord.Attachment,
+    *,
+    allowed_hosts: frozenset[str],
+    max_bytes: int = MAX_RAW_INPUT_BYTES,
 ) -> InputImage:
     """Download an attachment and make it an input image for the API.
 
     Args:
         attachment: from ``data.resolved.attachments`` (discord.py resolves it for us).
         allowed_hosts: hosts the URL may point at (:func:`file_hosts`).
+        max_bytes: the most bytes read; the download stops past it.
 
     Returns:
         The prepared image (PNG/JPEG/WebP ≤ 10 MB; other formats converted, large ones shrunk).
 
     Raises:
-        InvalidImage: not an image by its claimed type, too large, not on a Discord file host,
-            the download failed, or the bytes are not a usable image.
+        InvalidImage: not an image by its claimed type, too large (claimed or actually sent),
+            not on a Discord file host, the download failed, or the bytes are not a usable
+            image.
     """
     name = _name(attachment)
     claimed = (attachment.content_type or "").split(";")[0].strip().lower()
     if claimed and not claimed.startswith("image/"):
         raise InvalidImage(f"`{name}` is not an image. Please attach a PNG, JPEG or WebP file.")
-    if attachment.size > MAX_RAW_INPUT_BYTES:
-        raise InvalidImage(f"`{name}` is too large to read; please attach a smaller image.")
+    if attachment.size > max_bytes:
+        raise InvalidImage(_too_large(name))
     host = urlsplit(attachment.url).hostname or ""
     if host not in allowed_hosts:
         # Only Discord-sent URLs reach here, but a compatible server could send anything.
         log.warning("refused attachment %s on host %r", attachment.id, host)
         raise InvalidImage(f"`{name}` is not hosted by Discord, so I can't read it.")
+    data = await _download(attachment, name, max_bytes)
+    return await prepare_input_image_async(data, attachment.filename)
+
+
+def _too_large(name: str) -> str:
+    return f"`{name}` is too large to read; please attach a smaller image."
+
+
+async def _download(attachment: discord.Attachment, name: str, max_bytes: int) -> bytes:
+    """The attachment's bytes, read in chunks and refused as soon as they pass ``max_bytes``.
+
+    discord.py's ``Attachment.read`` reads the whole body, so the signed URL is fetched here
+    with a short-lived aiohttp session instead (the URL needs no token).
+
+    Raises:
+        InvalidImage: more than ``max_bytes``, or the download failed.
+    """
+    failed = InvalidImage(f"I couldn't download `{name}` from Discord; please attach it again.")
+    timeout = aiohttp.ClientTimeout(total=_DOWNLOAD_TIMEOUT_S)
+    chunks: list[bytes] = []
+    size = 0
     try:
-        async with asyncio.timeout(_DOWNLOAD_TIMEOUT_S):
-            data = await attachment.read()
-    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError):
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.get(attachment.url, allow_redirects=False) as response,
+        ):
+            if response.status != 200:
+                log.warning("download of attachment %s: HTTP %s", attachment.id, response.status)
+                raise failed
+            async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    log.warning(
+                        "attachment %s sent more than %d bytes (claimed %d); stopped",
+                        attachment.id,
+                        max_bytes,
+                        attachment.size,
+                    )
+                    raise InvalidImage(_too_large(name))
+                chunks.append(chunk)
+    except (aiohttp.ClientError, OSError, TimeoutError):
         log.warning("download of attachment %s failed", attachment.id, exc_info=True)
-        raise InvalidImage(
-            f"I couldn't download `{name}` from Discord; please attach it again."
-        ) from None
-    return await asyncio.to_thread(prepare_input_image, data, attachment.filename)
+        raise failed from None
+    return b"".join(chunks)

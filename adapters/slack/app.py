@@ -17,15 +17,21 @@ import aiohttp
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.oauth.async_oauth_flow import AsyncOAuthFlow
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.oauth import OAuthStateUtils
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
+from slack_sdk.oauth.installation_store.sqlite3 import SQLite3InstallationStore
+from slack_sdk.oauth.state_store.sqlite3 import SQLite3OAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import blocks
 from adapters.slack.conversation import Conversation, Posted, Where
 from adapters.slack.files import SlackFiles
+from adapters.slack.installations import EncryptedInstallationStore, create_private_file
 from adapters.slack.listeners import MODAL_ACK_BUDGET_S, Listeners
 from bot.config import Settings
+from bot.encryption import SecretBox, load_keys
 from bot.engine import Engine
 from bot.types import JobResult
 
@@ -51,10 +57,10 @@ class SlackAdapter:
     """Slack ⇄ core translation, built on one Bolt ``AsyncApp`` (:attr:`bolt`).
 
     Single-workspace when ``SLACK_BOT_TOKEN`` is set and no OAuth credentials are; multi-
-    workspace (Bolt's OAuth flow, installations in a SQLite file beside the database) when
-    ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` are set. Requests over HTTP are verified by
-    Bolt with ``SLACK_SIGNING_SECRET``; the transport (HTTP or Socket Mode) is chosen by
-    :mod:`adapters.slack.cli`.
+    workspace (Bolt's OAuth flow, installations in a SQLite file beside the database, see
+    :func:`open_installation_store`) when ``SLACK_CLIENT_ID`` and ``SLACK_CLIENT_SECRET`` are
+    set. Requests over HTTP are verified by Bolt with ``SLACK_SIGNING_SECRET``; the transport
+    (HTTP or Socket Mode) is chosen by :mod:`adapters.slack.cli`.
 
     Args:
         engine: the core engine; its ``slack`` deliverer is set to :meth:`deliver` (start the
@@ -100,16 +106,25 @@ class SlackAdapter:
         self.installation_store: AsyncInstallationStore | None = None
         if oauth:
             assert settings.slack_client_id and settings.slack_client_secret
-            self.oauth_flow = AsyncOAuthFlow.sqlite3(
-                database=str(installations_path(settings)),
-                client_id=settings.slack_client_id,
-                client_secret=settings.slack_client_secret.get_secret_value(),
-                scopes=list(BOT_SCOPES),
-                user_scopes=[],
+            self.installation_store = open_installation_store(
+                settings, client_id=settings.slack_client_id, logger=bolt_logger
+            )
+            self.oauth_flow = AsyncOAuthFlow(
                 client=self.client,
                 logger=bolt_logger,
+                settings=AsyncOAuthSettings(
+                    client_id=settings.slack_client_id,
+                    client_secret=settings.slack_client_secret.get_secret_value(),
+                    scopes=list(BOT_SCOPES),
+                    user_scopes=[],
+                    installation_store=self.installation_store,
+                    state_store=SQLite3OAuthStateStore(
+                        database=str(installations_path(settings)),
+                        expiration_seconds=OAuthStateUtils.default_expiration_seconds,
+                        logger=bolt_logger,
+                    ),
+                ),
             )
-            self.installation_store = self.oauth_flow.settings.installation_store
         signing_secret = (
             settings.slack_signing_secret.get_secret_value()
             if settings.slack_signing_secret
@@ -212,3 +227,22 @@ def installations_path(settings: Settings) -> Path:
     """Where multi-workspace installations are kept: ``DATA_DIR/slack-installations.sqlite3``
     (slack-sdk's own schema, so it stays out of the bot's migrated database)."""
     return settings.data_dir / "slack-installations.sqlite3"
+
+
+def open_installation_store(
+    settings: Settings, *, client_id: str, logger: logging.Logger
+) -> EncryptedInstallationStore:
+    """The installation store of the OAuth flow: slack-sdk's SQLite store in
+    :func:`installations_path`, created 0600 in a 0700 ``DATA_DIR``, its tokens encrypted with
+    ``BOT_ENCRYPTION_KEY`` when set (in clear otherwise).
+
+    Raises:
+        OSError: the data directory or the file cannot be created.
+    """
+    path = installations_path(settings)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    create_private_file(path)
+    key = settings.bot_encryption_key
+    box = SecretBox(load_keys(key.get_secret_value()) if key is not None else None)
+    inner = SQLite3InstallationStore(database=str(path), client_id=client_id, logger=logger)
+    return EncryptedInstallationStore(inner, box)

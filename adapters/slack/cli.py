@@ -146,7 +146,7 @@ async def run_slack(args: argparse.Namespace, settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(sig, stop.set)
-    async with BotApp(settings) as app:
+    async with BotApp(settings, platforms=frozenset({"slack"})) as app:
         adapter = SlackAdapter(
             app.engine, settings, session=app.session, bolt_logger=bolt_logger(settings)
         )

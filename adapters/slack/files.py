@@ -3,8 +3,10 @@
 Input: a Slack file object (from a modal's ``file_input`` or a message shortcut)
 is downloaded from its ``url_private_download``/``url_private`` with ``Authorization: Bearer
 <bot token>`` (Slack docs: "Working with files", "Authentication"), only from Slack's own file
-hosts (the configured ``SLACK_API_URL``'s host counts as one), then checked by its bytes with
-:func:`bot.images.prepare_input_image`.
+hosts (the configured ``SLACK_API_URL``'s host counts as one), read in chunks that stop past
+the size cap whatever the file object or ``Content-Length`` claimed, then checked by its bytes
+with :func:`bot.images.prepare_input_image_async` (the bounded decode pool). The listeners
+check the user's limits (:meth:`bot.engine.Engine.admit`) before asking for a download.
 
 Output: result images are shared to the channel with ``files_upload_v2`` — the three
 steps ``files.getUploadURLExternal``, a POST of the bytes, ``files.completeUploadExternal``
@@ -14,7 +16,6 @@ Slack's upload limit; Ideogram URLs are never posted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,7 +25,12 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidImage
-from bot.images import MAX_RAW_INPUT_BYTES, InputImage, fit_for_upload, prepare_input_image
+from bot.images import (
+    MAX_RAW_INPUT_BYTES,
+    InputImage,
+    fit_for_upload_async,
+    prepare_input_image_async,
+)
 from bot.types import JobResult
 
 log = logging.getLogger(__name__)
@@ -141,7 +147,7 @@ class SlackFiles:
             log.warning("refused a file outside Slack's file hosts: %s", urlsplit(url).hostname)
             raise InvalidImage(NOT_A_SLACK_FILE.format(name=name))
         data = await self._download(url, token, name)
-        return await asyncio.to_thread(prepare_input_image, data, file_name(file))
+        return await prepare_input_image_async(data, file_name(file))
 
     async def _download(self, url: str, token: str, name: str) -> bytes:
         headers = {"Authorization": f"Bearer {token}"}
@@ -202,8 +208,7 @@ class SlackFiles:
                 continue
             data, filename = image.data, image.filename
             if len(data) > SLACK_UPLOAD_LIMIT_BYTES:
-                data, _, ext = await asyncio.to_thread(
-                    fit_for_upload,
+                data, _, ext = await fit_for_upload_async(
                     data,
                     image.content_type or "image/png",
                     SLACK_UPLOAD_LIMIT_BYTES,

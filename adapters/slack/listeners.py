@@ -5,10 +5,11 @@ What arrives and what the bot does (the commands are listed in ``docs/commands.m
 * Slash commands (any name ending in a core command, so ``/ig-imagine`` works as ``/imagine``):
   ``ack()`` at once, then commands that need an image open a modal with a ``file_input``
   (``views.open`` with the ``trigger_id``); the others run through :meth:`Engine.handle`.
-* The modal's ``view_submission``: the file is downloaded and checked before the ``ack``, so a
-  bad file (or a bad flag) is answered with ``response_action: errors`` on the field.
+* The modal's ``view_submission``: the user's limits (:meth:`Engine.admit`) are checked, then
+  the file is downloaded and checked before the ``ack``, so a refusal, a bad file (or a bad
+  flag) is answered with ``response_action: errors`` on the field.
 * Message shortcuts ``remix_image`` / ``describe_image`` / ``upscale_image`` on a message with
-  an image file.
+  an image file (downloaded only once the user passed :meth:`Engine.admit`).
 * Buttons (``block_actions``, ``action_id`` ``ig:<kind>:<job_id>:<index>``): anyone may press;
   the new job is theirs; state comes from SQLite, so old buttons work after a restart.
 * ``app_home_opened``: the App Home tab with the viewer's usage and, to admins, the settings.
@@ -248,6 +249,8 @@ class Listeners:
         async def run() -> Reply:
             if not files:
                 raise InvalidImage(messages.NEEDS_IMAGE.format(command=spec.name))
+            # A user refused anyway costs no download and no decoding.
+            await self.engine.admit(spec.name, where.caller())
             image = await self.adapter.files.fetch_image(files[0], token)
             invocation = Invocation(
                 command=spec.name,
@@ -318,6 +321,7 @@ class Listeners:
                 trigger_id=shortcut["trigger_id"], view=blocks.image_modal(spec, state)
             )
             return
+        await self.engine.admit(command, where.caller())
         image = await self.adapter.files.fetch_image(file, _bot_token(context))
         invocation = Invocation(
             command=command,

@@ -156,8 +156,8 @@ class Endpoint:
         call: ``await call(client, request_fields_model, input_image)`` → :class:`Outcome`.
         price: USD per billed unit, from the price table and the rendering speed (or ``None``).
         needs_image: the call sends an input image.
-        per_request: billed once per request and counts no images against quotas (describe);
-            otherwise billed per result image, withheld ones included.
+        per_request: billed once per request, counting as one image against the daily quota
+            (describe); otherwise billed per result image, withheld ones included.
         echoes_prompt: results carry the prompt the API ran (magic prompt), worth showing.
         makes_images: results are images (not texts).
     """

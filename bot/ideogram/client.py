@@ -13,6 +13,9 @@ organisation; 429 is not billed), billing and URL expiry. Behaviour that follows
   of times (tenacity). 5xx and timeouts are never re-sent: the POST may have run and been billed.
 * Result images are downloaded at once, because their URLs expire, with bounded time and size,
   only from the configured API host or the Ideogram image hosts (never from URLs in user text).
+  Redirects are followed by hand, at most :data:`MAX_REDIRECTS` hops, each hop's host and
+  scheme checked again: https only, unless the configured base URL is http itself (the offline
+  engine, tests), so a redirect can neither leave the allowed hosts nor drop TLS.
   Images the API withheld (``is_image_safe: false``, ``url: null``) come back with ``data=None``.
 """
 
@@ -37,6 +40,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from yarl import URL
 
 from bot.errors import (
     IdeogramAuthError,
@@ -81,6 +85,10 @@ PATH_UPSCALE = "/upscale"
 PATH_DESCRIBE = "/describe"
 
 DEFAULT_IMAGE_HOSTS = ("ideogram.ai",)
+
+#: Redirect hops a result download follows before giving up.
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
 class ImagePart(Protocol):
@@ -185,8 +193,12 @@ class IdeogramClient:
         self._max_retries = max_retries
         self._wait = _RetryAfterWait(backoff_base_s, backoff_max_s)
         self._max_download_bytes = max_download_bytes
-        base_host = urlsplit(self._base_url).hostname or ""
-        self._image_hosts = tuple({base_host, *image_hosts} - {""})
+        base = urlsplit(self._base_url)
+        self._image_hosts = tuple({base.hostname or "", *(h.lower() for h in image_hosts)} - {""})
+        # Plain http only when the operator configured it (the offline engine, tests).
+        self._download_schemes = (
+            frozenset({"https", "http"}) if base.scheme == "http" else frozenset({"https"})
+        )
         self.on_rate_limited = on_rate_limited
         self._sleep = sleep
 
@@ -412,31 +424,72 @@ class IdeogramClient:
     async def download(self, url: str) -> bytes:
         """GET a result image: at most ``max_download_bytes``, within the call timeout.
 
+        Redirects (301, 302, 303, 307, 308) are followed by hand, at most
+        :data:`MAX_REDIRECTS` hops, ``Location`` resolved against the current URL; every URL,
+        the first one included, must be on an allowed host with an allowed scheme (https, and
+        http only when the base URL is http). The timeout bounds the whole chain.
+
         Raises:
-            IdeogramDownloadError: host not allowed, non-200 (an expired URL), too large.
+            IdeogramDownloadError: a URL on the way is refused (host or scheme), too many
+                redirects, a redirect without ``Location``, non-200 (an expired URL), too large.
             IdeogramTimeout: no complete answer in time.
         """
-        host = urlsplit(url).hostname or ""
-        if not any(host == h or host.endswith("." + h) for h in self._image_hosts):
-            raise IdeogramDownloadError(None, f"refusing to fetch from host {host!r}")
         try:
-            async with self._session.get(url, timeout=self._timeout) as resp:
-                if resp.status != 200:
-                    raise IdeogramDownloadError(resp.status, "image download refused")
-                if (resp.content_length or 0) > self._max_download_bytes:
-                    raise IdeogramDownloadError(resp.status, "image larger than allowed")
-                chunks: list[bytes] = []
-                total = 0
-                async for chunk in resp.content.iter_chunked(64 * 1024):
-                    total += len(chunk)
-                    if total > self._max_download_bytes:
-                        raise IdeogramDownloadError(resp.status, "image larger than allowed")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+            current = URL(url)
+            async with asyncio.timeout(self._timeout.total):
+                for hop in range(MAX_REDIRECTS + 1):
+                    self._check_download_url(current, hop)
+                    async with self._session.get(
+                        current, allow_redirects=False, timeout=self._timeout
+                    ) as resp:
+                        if resp.status in _REDIRECT_STATUSES:
+                            location = resp.headers.get(aiohttp.hdrs.LOCATION)
+                            if not location:
+                                raise IdeogramDownloadError(
+                                    resp.status, "image redirect without a Location"
+                                )
+                            current = resp.url.join(URL(location))
+                            continue
+                        return await self._read_image(resp)
         except TimeoutError as exc:
             raise IdeogramTimeout(None, "image download timed out") from exc
         except aiohttp.ClientError as exc:
             raise IdeogramDownloadError(None, f"download failed: {type(exc).__name__}") from exc
+        except ValueError as exc:  # yarl: a URL or Location that is not a URL
+            raise IdeogramDownloadError(None, "image URL is not a URL") from exc
+        log.warning("image download refused: more than %d redirects", MAX_REDIRECTS)
+        raise IdeogramDownloadError(None, f"more than {MAX_REDIRECTS} redirects")
+
+    def _check_download_url(self, url: URL, hop: int) -> None:
+        """Raise :class:`IdeogramDownloadError` unless ``url`` may be fetched (see
+        :meth:`download`); ``hop`` is 0 for the API's own URL, n for the n-th redirect."""
+        host = (url.host or "").lower()
+        scheme = url.scheme.lower()
+        if scheme not in self._download_schemes:
+            reason = f"scheme {scheme!r} not allowed"
+        elif not any(host == h or host.endswith("." + h) for h in self._image_hosts):
+            reason = f"host {host!r} not allowed"
+        else:
+            return
+        # Host and scheme only: result URLs carry signed query strings.
+        where = "result URL" if hop == 0 else f"redirect hop {hop}"
+        log.warning("image download refused at %s: %s", where, reason)
+        raise IdeogramDownloadError(None, f"refusing to fetch image: {reason}")
+
+    async def _read_image(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body of a final (non-redirect) answer, at most ``max_download_bytes``."""
+        if resp.status != 200:
+            raise IdeogramDownloadError(resp.status, "image download refused")
+        if (resp.content_length or 0) > self._max_download_bytes:
+            raise IdeogramDownloadError(resp.status, "image larger than allowed")
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            total += len(chunk)
+            if total > self._max_download_bytes:
+                raise IdeogramDownloadError(resp.status, "image larger than allowed")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _api_message(raw: bytes) -> str:

@@ -199,7 +199,7 @@ async def test_settings_refused_for_a_member_without_manage_server(bot: DiscordB
     reply = await bot.ephemeral_reply(record)
     assert reply["content"] == messages.SETTINGS_ADMIN_ONLY
     server = await bot.app.engine.server_settings("discord", bot.fake.guild_id)
-    assert server.daily_quota == 0
+    assert server.daily_quota == bot.settings.default_daily_quota != 1  # unchanged
 
 
 async def test_quota_refusal_is_ephemeral_and_calls_no_api(bot: DiscordBot) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
+import ipaddress
+import ssl
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
@@ -20,7 +24,7 @@ from bot.errors import (
     IdeogramServerError,
     IdeogramTimeout,
 )
-from bot.ideogram.client import IdeogramClient
+from bot.ideogram.client import MAX_REDIRECTS, IdeogramClient
 from bot.ideogram.models import (
     AspectRatioV3,
     GenerateRequestV3,
@@ -229,3 +233,129 @@ class _Part:
         self.data = data
         self.content_type = content_type
         self.filename = "file.bin"
+
+
+# -- result downloads: redirects are followed by hand, every hop checked ---------------------
+
+
+class _Recorder:
+    """A loopback server that records the paths it was asked for; ``routes`` maps a path to
+    the ``Location`` of a redirect (status :attr:`status`), other paths answer a PNG."""
+
+    status = 302
+
+    def __init__(self, routes: dict[str, str]) -> None:
+        self.paths: list[str] = []
+        self.routes = routes
+        self.app = web.Application()
+        self.app.router.add_get("/{tail:.*}", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.paths.append(request.path)
+        location = self.routes.get(request.path)
+        if location is None:
+            return web.Response(body=png_bytes(), content_type="image/png")
+        return web.Response(status=self.status, headers={"Location": location})
+
+
+def _tls_contexts(tmp_path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for 127.0.0.1: (server context, client context trusting it)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = tmp_path / "cert.pem"
+    key_file = tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client
+
+
+async def test_download_refuses_a_redirect_to_another_host(session):
+    """The allowed API host answers 302 to 127.0.0.2: refused, and 127.0.0.2 never asked."""
+    elsewhere = _Recorder({})
+    async with TestServer(elsewhere.app, host="127.0.0.2") as other:
+        api = _Recorder({"/img.png": str(other.make_url("/x"))})
+        async with TestServer(api.app) as server:
+            client = IdeogramClient(session, base_url=str(server.make_url("")), api_key="k")
+            with pytest.raises(IdeogramDownloadError):
+                await client.download(str(server.make_url("/img.png")))
+    assert api.paths == ["/img.png"]
+    assert elsewhere.paths == []
+
+
+async def test_download_follows_a_redirect_within_the_allowed_host(session):
+    """Relative and absolute redirects on the allowed host are followed to the image."""
+    api = _Recorder({"/a": "b", "/b": "/c/d.png"})
+    api.status = 307
+    async with TestServer(api.app) as server:
+        client = IdeogramClient(session, base_url=str(server.make_url("")), api_key="k")
+        data = await client.download(str(server.make_url("/a")))
+    assert data == png_bytes()
+    assert api.paths == ["/a", "/b", "/c/d.png"]
+
+
+async def test_download_gives_up_after_max_redirects(session):
+    """A redirect loop on the allowed host stops after MAX_REDIRECTS hops."""
+    api = _Recorder({f"/r{n}": f"/r{n + 1}" for n in range(20)})
+    async with TestServer(api.app) as server:
+        client = IdeogramClient(session, base_url=str(server.make_url("")), api_key="k")
+        with pytest.raises(IdeogramDownloadError):
+            await client.download(str(server.make_url("/r0")))
+    assert len(api.paths) == MAX_REDIRECTS + 1
+
+
+async def test_download_refuses_an_https_to_http_downgrade(tmp_path):
+    """With an https base URL, a redirect to plain http on the same host is refused, and the
+    http server never asked; plain http is refused from the first URL too."""
+    server_tls, client_tls = _tls_contexts(tmp_path)
+    plain = _Recorder({})
+    async with TestServer(plain.app) as http_server:
+        target = str(http_server.make_url("/x.png"))
+        api = _Recorder({"/img.png": target})
+        tls_server = TestServer(api.app)
+        await tls_server.start_server(ssl=server_tls)
+        try:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=client_tls)
+            ) as session:
+                base_url = str(tls_server.make_url(""))
+                assert base_url.startswith("https://")
+                client = IdeogramClient(session, base_url=base_url, api_key="k")
+                assert await client.download(str(tls_server.make_url("/ok.png"))) == png_bytes()
+                with pytest.raises(IdeogramDownloadError):
+                    await client.download(str(tls_server.make_url("/img.png")))
+                with pytest.raises(IdeogramDownloadError):
+                    await client.download(target)
+        finally:
+            await tls_server.close()
+    assert api.paths == ["/ok.png", "/img.png"]
+    assert plain.paths == []
