@@ -27,6 +27,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageStat
 from bot.ideogram.models import ResolutionV3
 from bot.offline import FaultPlan, OfflineIdeogram
 from bot.offline.server import serve_forever
+from tests.conftest import eventually
 
 SPEC = Path(__file__).resolve().parents[1] / "ideogram" / "ideogram-openapi.yaml"
 
@@ -630,7 +631,7 @@ async def test_latency_delays_the_answer(ideogram, http):
     status, _, _ = await post(http, ideogram, GENERATE, form())
     elapsed = time.perf_counter() - started
     assert status == 400  # latency applies to every answer
-    assert 0.3 <= elapsed < 1.5
+    assert elapsed >= 0.3  # at least the injected latency (no upper bound: machines vary)
 
 
 async def test_a_hanging_request_is_cut_by_the_client_timeout(ideogram, http):
@@ -644,11 +645,7 @@ async def test_a_hanging_request_is_cut_by_the_client_timeout(ideogram, http):
             timeout=aiohttp.ClientTimeout(total=0.3),
         )
     # The handler is cancelled when the client goes away: nothing stays in flight.
-    for _ in range(100):
-        if ideogram.in_flight_images == 0:
-            break
-        await asyncio.sleep(0.02)
-    assert ideogram.in_flight_images == 0
+    await eventually(lambda: ideogram.in_flight_images == 0, 5)
     assert ideogram.peak_in_flight_images == 4
     assert ideogram.requests[0].status == 499
     status, _, _ = await post(http, ideogram, GENERATE, form(prompt="x"))
@@ -660,14 +657,9 @@ async def test_close_ends_hanging_requests(http):
     await engine.start()
     engine.faults.hang_next = 1
     request = asyncio.create_task(post(http, engine, GENERATE, form(prompt="x")))
-    for _ in range(200):  # until the request has arrived
-        if engine.requests:
-            break
-        await asyncio.sleep(0.01)
-    assert engine.requests
-    started = time.perf_counter()
-    await engine.close()
-    assert time.perf_counter() - started < 1.5
+    await eventually(lambda: engine.requests, 5)  # until the request has arrived
+    # Closing does not wait for the hanging handler (the bound only catches a hang).
+    await asyncio.wait_for(engine.close(), 10)
     try:
         status, _, _ = await asyncio.wait_for(request, 2)
     except aiohttp.ClientError:
@@ -713,10 +705,11 @@ async def test_image_urls_are_signed_and_expire(http):
         async with http.get(urlunsplit(parts._replace(query=""))) as response:
             assert response.status == 403
 
-        await asyncio.sleep(0.5)
-        async with http.get(url) as response:
-            assert response.status == 403
-            assert "expired" in (await response.json())["error"]
+        async def expired() -> bool:
+            async with http.get(url) as response:
+                return response.status == 403 and "expired" in (await response.json())["error"]
+
+        await eventually(expired, 10)
         # Downloads are not API requests.
         assert [r.path for r in engine.requests] == [GENERATE]
 
@@ -759,14 +752,9 @@ async def test_serve_forever_logs_its_address_and_serves(http, caplog):
     caplog.set_level(logging.INFO, logger="bot.offline.server")
     task = asyncio.create_task(serve_forever("127.0.0.1", 0))
     try:
-        for _ in range(200):
-            match = re.search(
-                r"Offline Ideogram engine listening on (http://127\.0\.0\.1:\d+)", caplog.text
-            )
-            if match:
-                break
-            await asyncio.sleep(0.01)
-        assert match, caplog.text
+        pattern = r"Offline Ideogram engine listening on (http://127\.0\.0\.1:\d+)"
+        match = await eventually(lambda: re.search(pattern, caplog.text), 5)
+        assert isinstance(match, re.Match), caplog.text
         async with http.post(match.group(1) + DESCRIBE, data=form(("image_file", PNG))) as response:
             assert response.status == 200
     finally:
