@@ -166,11 +166,7 @@ class Engine:
         if spec.handle is not None:
             return await spec.handle(self._info, invocation, server)
         new = await self._build_job(spec, invocation, server)
-        created = await self._create(new, server)
-        if isinstance(created, TextReply):
-            return created
-        await self.runner.submit(created, progress)
-        return await self.result(created.id)
+        return await self._run(await self._create(new, server), progress)
 
     async def admit(self, command: str, caller: Caller) -> None:
         """The cheap checks to pass before an adapter downloads or decodes an input image:
@@ -237,10 +233,7 @@ class Engine:
                 text = messages.DUPLICATE_PRESS.format(job_id=earlier.id, status=earlier.status)
                 return TextReply(text, duplicate=True)
             created = await self._create(new, server)
-        if isinstance(created, TextReply):
-            return created
-        await self.runner.submit(created, progress)
-        return await self.result(created.id)
+        return await self._run(created, progress)
 
     async def cancel(self, job_id: str, caller: Caller) -> TextReply:
         """Cancel a queued or running job of ``caller`` (``❌``, Cancel button, ``cancel``).
@@ -368,6 +361,15 @@ class Engine:
             job.num_images,
         )
         return job
+
+    async def _run(
+        self, created: JobRecord | TextReply, progress: ProgressCallback | None
+    ) -> Reply:
+        """Queue a stored job and wait for its result (a duplicate's reply passes through)."""
+        if isinstance(created, TextReply):
+            return created
+        await self.runner.submit(created, progress)
+        return await self.result(created.id)
 
     def _limits(self, server: ServerSettings) -> ReserveLimits:
         now = datetime.fromtimestamp(self._clock(), UTC)

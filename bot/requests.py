@@ -79,6 +79,16 @@ def _shared(prompt: str, opts: GenerationOptions, server: ServerSettings) -> dic
     }
 
 
+def _edit_fields(opts: GenerationOptions, server: ServerSettings) -> dict[str, Any]:
+    """The fields reframe and replace-background share (no style type, no negative prompt)."""
+    return {
+        "seed": opts.seed,
+        "rendering_speed": opts.rendering_speed or server.default_speed,
+        "style_preset": opts.style_preset,
+        "color_palette": opts.color_palette,
+    }
+
+
 def _image(image: InputImage | None) -> InputImage:
     # The engine refuses a missing image (NEEDS_IMAGE) before it calls a builder.
     if image is None:
@@ -160,10 +170,7 @@ def build_reframe(
         request=ReframeRequestV3(
             resolution=opts.resolution or parse_resolution(prompt),
             num_images=opts.num_images or 1,
-            seed=opts.seed,
-            rendering_speed=opts.rendering_speed or server.default_speed,
-            style_preset=opts.style_preset,
-            color_palette=opts.color_palette,
+            **_edit_fields(opts, server),
         )
     )
 
@@ -177,10 +184,7 @@ def build_replace_bg(
             prompt=prompt,
             magic_prompt=opts.magic_prompt or server.default_magic_prompt,
             num_images=opts.num_images or server.default_num_images,
-            seed=opts.seed,
-            rendering_speed=opts.rendering_speed or server.default_speed,
-            style_preset=opts.style_preset,
-            color_palette=opts.color_palette,
+            **_edit_fields(opts, server),
         )
     )
 

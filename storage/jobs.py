@@ -367,20 +367,7 @@ async def finish_job(
                 ],
             )
         if charge is not None:
-            await insert_ledger_row(
-                conn,
-                job_id=job_id,
-                platform=job["platform"],
-                server_id=job["server_id"],
-                user_id=job["owner_id"],
-                day=charge.day,
-                month=charge.month,
-                command=job["command"],
-                images=charge.images,
-                cost_usd=charge.cost_usd,
-                now=now,
-                uncertain=charge.uncertain,
-            )
+            await _charge_row(conn, job_id, job, charge, now)
     return True
 
 
@@ -436,20 +423,27 @@ async def settle_charge(
         if charge is None:
             await conn.execute("UPDATE jobs SET charge_pending = 0 WHERE id = ?", (job_id,))
             return False
-        return await insert_ledger_row(
-            conn,
-            job_id=job_id,
-            platform=job["platform"],
-            server_id=job["server_id"],
-            user_id=job["owner_id"],
-            day=charge.day,
-            month=charge.month,
-            command=job["command"],
-            images=charge.images,
-            cost_usd=charge.cost_usd,
-            now=now,
-            uncertain=charge.uncertain,
-        )
+        return await _charge_row(conn, job_id, job, charge, now)
+
+
+async def _charge_row(
+    conn: aiosqlite.Connection, job_id: str, job: aiosqlite.Row, charge: Charge, now: float
+) -> bool:
+    """Write the ledger row of ``charge`` for the job row ``job`` (``insert_ledger_row``)."""
+    return await insert_ledger_row(
+        conn,
+        job_id=job_id,
+        platform=job["platform"],
+        server_id=job["server_id"],
+        user_id=job["owner_id"],
+        day=charge.day,
+        month=charge.month,
+        command=job["command"],
+        images=charge.images,
+        cost_usd=charge.cost_usd,
+        now=now,
+        uncertain=charge.uncertain,
+    )
 
 
 async def renew_leases(
