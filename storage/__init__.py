@@ -26,15 +26,12 @@ from storage.jobs import (
     get_images,
     get_job,
     insert_job,
-    interrupt_expired,
     list_jobs_by_status,
     mark_running,
     recent_jobs,
-    release_leases,
-    renew_leases,
     requeue_job,
-    settle_charge,
 )
+from storage.leases import interrupt_expired, release_leases, renew_leases, settle_charge
 from storage.messages import job_of_message, link_message, messages_of_job
 from storage.records import (
     ACTIVE_STATUSES,
