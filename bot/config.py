@@ -34,6 +34,24 @@ class PriceTable(BaseSettings):
     remove_bg: float = 0.01
     upscale: float = 0.06
     describe: float = 0.01
+    # Endpoints with no price in the seeds' pricing: estimates, per result image unless said.
+    # /v1/edit: as a DEFAULT-speed generation. Inpaint is priced by rendering speed like
+    # generate; ``inpaint`` is its price when no speed is given.
+    edit: float = 0.06
+    inpaint: float = 0.06
+    # Layerize-text: per request (one analysed image).
+    layerize: float = 0.09
+    # Added per result image when a character reference is sent (the API bills "character
+    # reference pricing", about 0.07-0.11 USD above the plain price by speed).
+    character: float = 0.09
+    # Legacy models, per result image (Ideogram's published legacy prices); legacy /edit and
+    # /reframe bill as their model.
+    legacy_v1: float = 0.06
+    legacy_v1_turbo: float = 0.02
+    legacy_v2: float = 0.08
+    legacy_v2_turbo: float = 0.05
+    legacy_v2a: float = 0.04
+    legacy_v2a_turbo: float = 0.025
 
 
 class Settings(BaseSettings):

@@ -13,9 +13,17 @@ import asyncio
 
 from bot import messages
 from bot.commands import registry
-from bot.commands.endpoints import ENDPOINTS, Outcome, load_request
+from bot.commands.endpoints import (
+    ENDPOINTS,
+    NO_PARTS,
+    Outcome,
+    Parts,
+    StoredImage,
+    StoredParts,
+    load_request,
+)
 from bot.errors import InvalidImage, NotFound
-from bot.ideogram.client import IdeogramClient
+from bot.ideogram.client import IdeogramClient, References
 from bot.image_store import ImageStore
 from bot.images import (
     InputImage,
@@ -56,6 +64,29 @@ class JobFiles:
         width, height = await asyncio.to_thread(image_size, data)
         extension = extension_for(content_type)
         return InputImage(data, f"input-{job.id}.{extension}", content_type, width, height)
+
+    async def stored_parts(self, parts: StoredParts) -> Parts:
+        """A job's extra image parts (edit's further images, a mask, references) as sent."""
+        if parts.empty:
+            return NO_PARTS
+
+        async def one(image: StoredImage) -> InputImage:
+            data = await self.store.get(image.sha256)
+            width, height = await asyncio.to_thread(image_size, data)
+            return InputImage(data, image.filename, image.content_type, width, height)
+
+        async def many(images: tuple[StoredImage, ...]) -> tuple[InputImage, ...]:
+            return tuple([await one(image) for image in images])
+
+        return Parts(
+            images=await many(parts.images),
+            mask=await one(parts.mask) if parts.mask else None,
+            references=References(
+                style=await many(parts.style_reference_images),
+                character=await many(parts.character_reference_images),
+                character_mask=await many(parts.character_reference_images_mask),
+            ),
+        )
 
     async def stored_result(self, job: JobRecord, index: int) -> tuple[InputImage, str]:
         """Result image ``index`` (0-based) of ``job`` as an input image, and its SHA-256.
@@ -174,4 +205,7 @@ class Executor:
         image = await self.files.stored_input(job)
         if endpoint.needs_image and image is None:
             raise InvalidImage(messages.NEEDS_IMAGE.format(command=job.command))
-        return await endpoint.call(self.client, stored.request, image)
+        if stored.parts.empty:
+            return await endpoint.call(self.client, stored.request, image)
+        parts = await self.files.stored_parts(stored.parts)
+        return await endpoint.call(self.client, stored.request, image, parts)

@@ -13,13 +13,13 @@ Adding an endpoint: its request model in :mod:`bot.ideogram.models`, its client 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from bot.config import PriceTable
-from bot.ideogram.client import GeneratedImage, IdeogramClient
+from bot.ideogram.client import NO_REFERENCES, GeneratedImage, IdeogramClient, References
 from bot.ideogram.models import (
     DescribeRequest,
     GenerateRequestV3,
@@ -30,6 +30,19 @@ from bot.ideogram.models import (
     UpscaleInitialImageRequest,
     dump,
 )
+from bot.ideogram.models_edit import (
+    EditRequestV1,
+    InpaintRequestV3,
+    LayerizeTextBlock,
+    LayerizeTextRequestV3,
+)
+from bot.ideogram.models_legacy import (
+    GenerateImageRequest,
+    InitialImageRequest,
+    LegacyEditRequest,
+    LegacyReframeRequest,
+    ModelEnum,
+)
 from bot.images import InputImage
 
 __all__ = [
@@ -37,6 +50,9 @@ __all__ = [
     "Endpoint",
     "JobRequest",
     "Outcome",
+    "Parts",
+    "StoredImage",
+    "StoredParts",
     "dump_request",
     "load_request",
 ]
@@ -48,11 +64,55 @@ class Outcome:
 
     images: Sequence[GeneratedImage] = ()
     descriptions: Sequence[str] = ()
+    #: Layerize's detected text blocks (its images are the base, then the original).
+    text_blocks: Sequence[LayerizeTextBlock] = ()
+
+
+class StoredImage(BaseModel):
+    """An image a job sends besides its input image, kept in the image store by SHA-256."""
+
+    model_config = ConfigDict(frozen=True)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content_type: str
+    filename: str
+
+
+class StoredParts(BaseModel):
+    """The extra image parts of a job, by the API's part names.
+
+    ``images``: ``/v1/edit``'s images after the first (the job's input image);
+    ``mask``: inpaint's (and legacy ``/edit``'s) mask; the rest: reference images.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    images: tuple[StoredImage, ...] = Field(default=(), max_length=9)
+    mask: StoredImage | None = None
+    style_reference_images: tuple[StoredImage, ...] = ()
+    character_reference_images: tuple[StoredImage, ...] = ()
+    character_reference_images_mask: tuple[StoredImage, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        """True when the job sends no extra image."""
+        return self == StoredParts()
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """A job's extra image parts, read back from the image store (see :class:`StoredParts`)."""
+
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
+    references: References = NO_REFERENCES
+
+
+NO_PARTS = Parts()
 
 
 class _Stored(BaseModel):
     # Rows written before requests were typed carry a "transparent" flag: ignore extras.
     model_config = ConfigDict(frozen=True, extra="ignore")
+    parts: StoredParts = StoredParts()
 
 
 class NoFields(BaseModel):
@@ -101,6 +161,41 @@ class DescribeJob(_Stored):
     request: DescribeRequest = DescribeRequest()
 
 
+class EditJob(_Stored):
+    endpoint: Literal["edit"] = "edit"
+    request: EditRequestV1
+
+
+class InpaintJob(_Stored):
+    endpoint: Literal["inpaint"] = "inpaint"
+    request: InpaintRequestV3
+
+
+class LayerizeJob(_Stored):
+    endpoint: Literal["layerize"] = "layerize"
+    request: LayerizeTextRequestV3 = LayerizeTextRequestV3()
+
+
+class LegacyGenerateJob(_Stored):
+    endpoint: Literal["legacy-generate"] = "legacy-generate"
+    request: GenerateImageRequest
+
+
+class LegacyRemixJob(_Stored):
+    endpoint: Literal["legacy-remix"] = "legacy-remix"
+    request: InitialImageRequest
+
+
+class LegacyEditJob(_Stored):
+    endpoint: Literal["legacy-edit"] = "legacy-edit"
+    request: LegacyEditRequest
+
+
+class LegacyReframeJob(_Stored):
+    endpoint: Literal["legacy-reframe"] = "legacy-reframe"
+    request: LegacyReframeRequest
+
+
 JobRequest = Annotated[
     GenerateJob
     | GenerateTransparentJob
@@ -109,7 +204,14 @@ JobRequest = Annotated[
     | ReplaceBackgroundJob
     | RemoveBackgroundJob
     | UpscaleJob
-    | DescribeJob,
+    | DescribeJob
+    | EditJob
+    | InpaintJob
+    | LayerizeJob
+    | LegacyGenerateJob
+    | LegacyRemixJob
+    | LegacyEditJob
+    | LegacyReframeJob,
     Field(discriminator="endpoint"),
 ]
 """A job's stored request: ``{"endpoint": name, "request": {spec fields}}``."""
@@ -127,12 +229,30 @@ def load_request(raw: Mapping[str, Any]) -> JobRequest:
 
 
 def dump_request(request: JobRequest) -> dict[str, Any]:
-    """The JSON-ready form of ``request`` that storage keeps (unset fields left out)."""
-    return {"endpoint": request.endpoint, "request": dump(request.request)}
+    """The JSON-ready form of ``request`` that storage keeps (unset fields left out; ``parts``
+    only when the job sends extra images)."""
+    out: dict[str, Any] = {"endpoint": request.endpoint, "request": dump(request.request)}
+    if not request.parts.empty:
+        out["parts"] = request.parts.model_dump(mode="json", exclude_defaults=True)
+    return out
 
 
-Call = Callable[[IdeogramClient, Any, InputImage | None], Awaitable[Outcome]]
+class Call(Protocol):
+    """``await call(client, request_fields, input_image[, parts])`` → :class:`Outcome`."""
+
+    def __call__(
+        self,
+        client: IdeogramClient,
+        request: Any,
+        image: InputImage | None,
+        parts: Parts = NO_PARTS,
+        /,
+    ) -> Awaitable[Outcome]: ...
+
+
 Price = Callable[[PriceTable, str | None], float]
+#: USD per billed unit from the whole stored request (legacy models, character references).
+RequestPrice = Callable[[PriceTable, Any], float]
 
 
 def _need(image: InputImage | None) -> InputImage:
@@ -170,6 +290,7 @@ class Endpoint:
     per_request: bool = False
     echoes_prompt: bool = False
     makes_images: bool = True
+    request_price: RequestPrice | None = field(default=None, kw_only=True)
 
     def cost_usd(self, prices: PriceTable, units: int, rendering_speed: str | None) -> float:
         """Estimated USD for ``units`` billed units (images, or 1 request), rounded to 1/10 ¢."""
@@ -177,37 +298,134 @@ class Endpoint:
             return 0.0
         return round(self.price(prices, rendering_speed) * units, 4)
 
+    def cost_of(self, prices: PriceTable, units: int, stored: _Stored) -> float:
+        """Like :meth:`cost_usd`, from the whole stored job: the legacy model's price, and
+        the character-reference surcharge per image (``prices.character``) when it sends one.
+        """
+        if units <= 0:
+            return 0.0
+        fields = getattr(stored, "request", None)
+        speed = getattr(fields, "rendering_speed", None)
+        unit = (
+            self.request_price(prices, fields)
+            if self.request_price is not None
+            else self.price(prices, str(speed) if speed else None)
+        )
+        if stored.parts.character_reference_images:
+            unit += prices.character
+        return round(unit * units, 4)
 
-async def _generate(client: IdeogramClient, req: Any, _: InputImage | None) -> Outcome:
-    return Outcome(images=await client.generate(req))
+
+async def _generate(
+    client: IdeogramClient, req: Any, _: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.generate(req, parts.references))
 
 
-async def _generate_transparent(client: IdeogramClient, req: Any, _: InputImage | None) -> Outcome:
+async def _generate_transparent(
+    client: IdeogramClient, req: Any, _: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
     return Outcome(images=await client.generate_transparent(req))
 
 
-async def _remix(client: IdeogramClient, req: Any, image: InputImage | None) -> Outcome:
-    return Outcome(images=await client.remix(req, _need(image)))
+async def _remix(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.remix(req, _need(image), parts.references))
 
 
-async def _reframe(client: IdeogramClient, req: Any, image: InputImage | None) -> Outcome:
-    return Outcome(images=await client.reframe(req, _need(image)))
+async def _reframe(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.reframe(req, _need(image), parts.references))
 
 
-async def _replace_bg(client: IdeogramClient, req: Any, image: InputImage | None) -> Outcome:
-    return Outcome(images=await client.replace_background(req, _need(image)))
+async def _replace_bg(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    images = await client.replace_background(req, _need(image), parts.references)
+    return Outcome(images=images)
 
 
-async def _remove_bg(client: IdeogramClient, _: Any, image: InputImage | None) -> Outcome:
+async def _remove_bg(
+    client: IdeogramClient, _: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
     return Outcome(images=await client.remove_background(_need(image)))
 
 
-async def _upscale(client: IdeogramClient, req: Any, image: InputImage | None) -> Outcome:
+async def _upscale(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
     return Outcome(images=await client.upscale(req, _need(image)))
 
 
-async def _describe(client: IdeogramClient, req: Any, image: InputImage | None) -> Outcome:
+async def _describe(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
     return Outcome(descriptions=await client.describe(_need(image), req))
+
+
+def _mask(parts: Parts) -> InputImage:
+    if parts.mask is None:
+        raise ValueError("this endpoint needs a mask")
+    return parts.mask
+
+
+async def _edit(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    images = [image, *parts.images] if image is not None else list(parts.images)
+    return Outcome(images=await client.edit(req, images))
+
+
+async def _inpaint(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    images = await client.inpaint(req, _need(image), _mask(parts), parts.references)
+    return Outcome(images=images)
+
+
+async def _layerize(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    layers = await client.layerize_text(req, _need(image))
+    images = [layers.base] if layers.original is None else [layers.base, layers.original]
+    return Outcome(images=images, text_blocks=layers.blocks)
+
+
+async def _legacy_generate(
+    client: IdeogramClient, req: Any, _: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.legacy_generate(req))
+
+
+async def _legacy_remix(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.legacy_remix(req, _need(image)))
+
+
+async def _legacy_edit(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.legacy_edit(req, _need(image), _mask(parts)))
+
+
+async def _legacy_reframe(
+    client: IdeogramClient, req: Any, image: InputImage | None, parts: Parts = NO_PARTS
+) -> Outcome:
+    return Outcome(images=await client.legacy_reframe(req, _need(image)))
+
+
+def _model_price(prices: PriceTable, model: ModelEnum | None) -> float:
+    # AUTO and unset: the API's default model, V_2.
+    name = (model or ModelEnum.V_2).value.lower().replace("auto", "v_2").replace("_", "", 1)
+    return float(getattr(prices, f"legacy_{name}", prices.legacy_v2))
+
+
+def _legacy_price(prices: PriceTable, req: Any) -> float:
+    inner = getattr(req, "image_request", req)
+    return _model_price(prices, getattr(inner, "model", None))
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -241,6 +459,47 @@ ENDPOINTS: dict[str, Endpoint] = {
             lambda p, _s: p.describe,
             per_request=True,
             makes_images=False,
+        ),
+        Endpoint("edit", EditJob, _edit, lambda p, _s: p.edit, echoes_prompt=True),
+        Endpoint(
+            "inpaint",
+            InpaintJob,
+            _inpaint,
+            lambda p, s: _speed_price(p, s) if s else p.inpaint,
+            echoes_prompt=True,
+        ),
+        Endpoint("layerize", LayerizeJob, _layerize, lambda p, _s: p.layerize, per_request=True),
+        Endpoint(
+            "legacy-generate",
+            LegacyGenerateJob,
+            _legacy_generate,
+            lambda p, _s: p.legacy_v2,
+            needs_image=False,
+            echoes_prompt=True,
+            request_price=_legacy_price,
+        ),
+        Endpoint(
+            "legacy-remix",
+            LegacyRemixJob,
+            _legacy_remix,
+            lambda p, _s: p.legacy_v2,
+            echoes_prompt=True,
+            request_price=_legacy_price,
+        ),
+        Endpoint(
+            "legacy-edit",
+            LegacyEditJob,
+            _legacy_edit,
+            lambda p, _s: p.legacy_v2,
+            echoes_prompt=True,
+            request_price=_legacy_price,
+        ),
+        Endpoint(
+            "legacy-reframe",
+            LegacyReframeJob,
+            _legacy_reframe,
+            lambda p, _s: p.legacy_v2,
+            request_price=_legacy_price,
         ),
     )
 }

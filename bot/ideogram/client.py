@@ -9,6 +9,10 @@ organisation; 429 is not billed), billing and URL expiry. Behaviour that follows
   ``/upscale`` sends ``image_request`` as a JSON part beside ``image_file``. Text-only requests
   are forced to multipart too (aiohttp would send them urlencoded). With ``bearer`` auth the
   text-only generate endpoints are sent as JSON, as the compatible gateways ask.
+* Reference images (:class:`References`: ``style_reference_images``,
+  ``character_reference_images`` and their masks) are repeated file parts; ``/v1/edit`` sends
+  each input as an ``images`` part. The legacy ``/generate`` takes a JSON body
+  (``{"image_request": ...}``), legacy ``/remix`` an ``image_request`` JSON part.
 * 429 is retried with exponential backoff and jitter, honouring ``Retry-After``, a bounded number
   of times (tenacity). 5xx and timeouts are never re-sent: the POST may have run and been billed.
 * Result images are downloaded at once, because their URLs expire, with bounded time and size,
@@ -67,6 +71,21 @@ from bot.ideogram.models import (
     dump,
     form_fields,
 )
+from bot.ideogram.models_edit import (
+    MAX_EDIT_IMAGES,
+    EditRequestV1,
+    InpaintRequestV3,
+    LayerizeTextBlock,
+    LayerizeTextRequestV3,
+    LayerizeTextResponse,
+    V1EditImagesResponse,
+)
+from bot.ideogram.models_legacy import (
+    GenerateImageRequest,
+    InitialImageRequest,
+    LegacyEditRequest,
+    LegacyReframeRequest,
+)
 from bot.images import image_size, sniff_content_type
 
 log = logging.getLogger(__name__)
@@ -83,6 +102,13 @@ PATH_REPLACE_BACKGROUND = "/v1/ideogram-v3/replace-background"
 PATH_REMOVE_BACKGROUND = "/v1/remove-background"
 PATH_UPSCALE = "/upscale"
 PATH_DESCRIBE = "/describe"
+PATH_EDIT = "/v1/edit"
+PATH_INPAINT = "/v1/ideogram-v3/inpaint"
+PATH_LAYERIZE_TEXT = "/v1/ideogram-v3/layerize-text"
+PATH_LEGACY_GENERATE = "/generate"
+PATH_LEGACY_REMIX = "/remix"
+PATH_LEGACY_EDIT = "/edit"
+PATH_LEGACY_REFRAME = "/reframe"
 
 DEFAULT_IMAGE_HOSTS = ("ideogram.ai",)
 
@@ -131,6 +157,60 @@ class GeneratedImage:
     def withheld(self) -> bool:
         """True when the API withheld this image (no bytes to show)."""
         return self.data is None
+
+
+@dataclass(frozen=True, slots=True)
+class References:
+    """Reference images sent with a v3 request, each as repeated file parts.
+
+    Attributes:
+        style: ``style_reference_images`` (generate, remix, reframe, replace-background,
+            inpaint); the API takes at most 10 MB across them.
+        character: ``character_reference_images`` (generate, remix, inpaint); the API takes one.
+        character_mask: ``character_reference_images_mask``, one per character image, each the
+            size of its image (grayscale).
+    """
+
+    style: Sequence[ImagePart] = ()
+    character: Sequence[ImagePart] = ()
+    character_mask: Sequence[ImagePart] = ()
+
+    def parts(self, *, character_ok: bool = True) -> list[tuple[str, ImagePart]]:
+        """The file parts, in the order style, character, character mask.
+
+        Raises:
+            ValueError: character references for an endpoint that takes none
+                (``character_ok`` false), or masks without as many character images.
+        """
+        if not character_ok and (self.character or self.character_mask):
+            raise ValueError("this endpoint takes no character reference images")
+        if self.character_mask and len(self.character_mask) != len(self.character):
+            raise ValueError("character_reference_images_mask must match the character images")
+        return [
+            *(("style_reference_images", image) for image in self.style),
+            *(("character_reference_images", image) for image in self.character),
+            *(("character_reference_images_mask", image) for image in self.character_mask),
+        ]
+
+
+NO_REFERENCES = References()
+
+
+@dataclass(frozen=True, slots=True)
+class TextLayers:
+    """What ``/v1/ideogram-v3/layerize-text`` gave, downloaded.
+
+    Attributes:
+        base: the image with every detected text removed (index 0).
+        original: the original image with its text (index 1), ``None`` when the API gave none.
+        blocks: the detected text blocks, in the API's order.
+        seed: the seed the API used.
+    """
+
+    base: GeneratedImage
+    original: GeneratedImage | None
+    blocks: tuple[LayerizeTextBlock, ...]
+    seed: int
 
 
 class _RetryAfterWait:
@@ -204,8 +284,10 @@ class IdeogramClient:
 
     # -- endpoints -------------------------------------------------------------------------
 
-    async def generate(self, request: GenerateRequestV3) -> list[GeneratedImage]:
-        """``POST /v1/ideogram-v3/generate``: text to image.
+    async def generate(
+        self, request: GenerateRequestV3, references: References = NO_REFERENCES
+    ) -> list[GeneratedImage]:
+        """``POST /v1/ideogram-v3/generate``: text to image, with optional reference images.
 
         Returns:
             One :class:`GeneratedImage` per image of the response, in order.
@@ -213,7 +295,7 @@ class IdeogramClient:
         Raises:
             IdeogramError: a subclass per failure class (see :mod:`bot.errors`).
         """
-        body = await self._post_generation(PATH_GENERATE, request, images=())
+        body = await self._post_generation(PATH_GENERATE, request, images=references.parts())
         return await self._download_all(self._parse(ImageGenerationResponseV3, body))
 
     async def generate_transparent(
@@ -223,23 +305,129 @@ class IdeogramClient:
         body = await self._post_generation(PATH_GENERATE_TRANSPARENT, request, images=())
         return await self._download_all(self._parse(ImageGenerationResponseV3, body))
 
-    async def remix(self, request: RemixRequestV3, image: ImagePart) -> list[GeneratedImage]:
-        """``POST /v1/ideogram-v3/remix``: ``image`` + prompt to new images."""
-        body = await self._post_generation(PATH_REMIX, request, images=[("image", image)])
+    async def remix(
+        self, request: RemixRequestV3, image: ImagePart, references: References = NO_REFERENCES
+    ) -> list[GeneratedImage]:
+        """``POST /v1/ideogram-v3/remix``: ``image`` + prompt to new images (style and
+        character references allowed)."""
+        images = [("image", image), *references.parts()]
+        body = await self._post_generation(PATH_REMIX, request, images=images)
         return await self._download_all(self._parse(ImageGenerationResponseV3, body))
 
-    async def reframe(self, request: ReframeRequestV3, image: ImagePart) -> list[GeneratedImage]:
-        """``POST /v1/ideogram-v3/reframe``: extend ``image`` to ``request.resolution``."""
-        body = await self._post_generation(PATH_REFRAME, request, images=[("image", image)])
+    async def reframe(
+        self, request: ReframeRequestV3, image: ImagePart, references: References = NO_REFERENCES
+    ) -> list[GeneratedImage]:
+        """``POST /v1/ideogram-v3/reframe``: extend ``image`` to ``request.resolution``.
+
+        Raises:
+            ValueError: character references (reframe takes style references only).
+        """
+        images = [("image", image), *references.parts(character_ok=False)]
+        body = await self._post_generation(PATH_REFRAME, request, images=images)
         return await self._download_all(self._parse(ImageGenerationResponseV3, body))
 
     async def replace_background(
-        self, request: ReplaceBackgroundRequestV3, image: ImagePart
+        self,
+        request: ReplaceBackgroundRequestV3,
+        image: ImagePart,
+        references: References = NO_REFERENCES,
     ) -> list[GeneratedImage]:
-        """``POST /v1/ideogram-v3/replace-background``: keep the subject, new background."""
-        body = await self._post_generation(
-            PATH_REPLACE_BACKGROUND, request, images=[("image", image)]
+        """``POST /v1/ideogram-v3/replace-background``: keep the subject, new background.
+
+        Raises:
+            ValueError: character references (the endpoint takes style references only).
+        """
+        images = [("image", image), *references.parts(character_ok=False)]
+        body = await self._post_generation(PATH_REPLACE_BACKGROUND, request, images=images)
+        return await self._download_all(self._parse(ImageGenerationResponseV3, body))
+
+    async def edit(
+        self, request: EditRequestV1, images: Sequence[ImagePart] = ()
+    ) -> list[GeneratedImage]:
+        """``POST /v1/edit``: change 1-10 images with the words of ``request.prompt``.
+
+        Parts: one ``images`` file part per image, plus ``request.image_urls`` as text parts;
+        the generation fields as text parts.
+
+        Raises:
+            ValueError: no image at all, or more than 10 files.
+            IdeogramError: a subclass per failure class (see :mod:`bot.errors`).
+        """
+        if not images and not request.image_urls:
+            raise ValueError("POST /v1/edit needs at least one image or image URL")
+        if len(images) > MAX_EDIT_IMAGES:
+            raise ValueError(f"POST /v1/edit takes at most {MAX_EDIT_IMAGES} images")
+        parts = [("images", image) for image in images]
+        body = await self._post(PATH_EDIT, self._form(form_fields(request), parts))
+        return await self._download_all(self._parse(V1EditImagesResponse, body))
+
+    async def inpaint(
+        self,
+        request: InpaintRequestV3,
+        image: ImagePart,
+        mask: ImagePart,
+        references: References = NO_REFERENCES,
+    ) -> list[GeneratedImage]:
+        """``POST /v1/ideogram-v3/inpaint``: redraw the **black** region of ``mask`` in
+        ``image`` (the mask is the image's size, black and white).
+
+        Parts: ``image``, ``mask``, the reference images, the fields as text parts.
+
+        Raises:
+            IdeogramError: a subclass per failure class (see :mod:`bot.errors`).
+        """
+        images = [("image", image), ("mask", mask), *references.parts()]
+        body = await self._post_generation(PATH_INPAINT, request, images=images)
+        return await self._download_all(self._parse(ImageGenerationResponseV3, body))
+
+    async def layerize_text(self, request: LayerizeTextRequestV3, image: ImagePart) -> TextLayers:
+        """``POST /v1/ideogram-v3/layerize-text``: the text-free base image, the original, and
+        the detected text blocks of ``image``.
+
+        Raises:
+            IdeogramError: a subclass per failure class (see :mod:`bot.errors`); the base
+                image's download failing included.
+        """
+        form = self._form(form_fields(request), [("image", image)])
+        parsed = self._parse(LayerizeTextResponse, await self._post(PATH_LAYERIZE_TEXT, form))
+        prompt = request.prompt or ""
+        base, original = await asyncio.gather(
+            self._download_one(0, parsed.base_image_url, True, parsed.seed, prompt, None),
+            self._download_one(1, parsed.original_image_url, True, parsed.seed, prompt, None)
+            if parsed.original_image_url
+            else _none(),
         )
+        return TextLayers(base, original, parsed.text_blocks, parsed.seed)
+
+    async def legacy_generate(self, request: GenerateImageRequest) -> list[GeneratedImage]:
+        """``POST /generate`` (legacy models): the JSON body ``{"image_request": {...}}``."""
+        body = await self._post(PATH_LEGACY_GENERATE, dump(request))
+        return await self._download_all(self._parse(ImageGenerationResponseV3, body))
+
+    async def legacy_remix(
+        self, request: InitialImageRequest, image: ImagePart
+    ) -> list[GeneratedImage]:
+        """``POST /remix`` (legacy): ``image_request`` as a JSON part beside ``image_file``."""
+        fields = [("image_request", json.dumps(dump(request)))]
+        form = self._form(fields, [("image_file", image)], json_parts={"image_request"})
+        body = await self._post(PATH_LEGACY_REMIX, form)
+        return await self._download_all(self._parse(ImageGenerationResponseV3, body))
+
+    async def legacy_edit(
+        self, request: LegacyEditRequest, image: ImagePart, mask: ImagePart
+    ) -> list[GeneratedImage]:
+        """``POST /edit`` (legacy, ``V_2`` / ``V_2_TURBO``): ``image_file`` and ``mask`` parts,
+        the fields (``model`` included) as text parts."""
+        form = self._form(form_fields(request), [("image_file", image), ("mask", mask)])
+        body = await self._post(PATH_LEGACY_EDIT, form)
+        return await self._download_all(self._parse(ImageGenerationResponseV3, body))
+
+    async def legacy_reframe(
+        self, request: LegacyReframeRequest, image: ImagePart
+    ) -> list[GeneratedImage]:
+        """``POST /reframe`` (legacy): ``image_file`` and the fields as text parts."""
+        form = self._form(form_fields(request), [("image_file", image)])
+        body = await self._post(PATH_LEGACY_REFRAME, form)
         return await self._download_all(self._parse(ImageGenerationResponseV3, body))
 
     async def remove_background(self, image: ImagePart) -> list[GeneratedImage]:
@@ -490,6 +678,10 @@ class IdeogramClient:
                 raise IdeogramDownloadError(resp.status, "image larger than allowed")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+async def _none() -> None:
+    return None
 
 
 def _api_message(raw: bytes) -> str:

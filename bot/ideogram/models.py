@@ -294,6 +294,8 @@ class GenerateRequestV3(_Request):
     style_codes: tuple[str, ...] | None = None
     style_type: StyleTypeV3 | None = None
     style_preset: StylePresetV3 | None = None
+    # "model/<id>/version/<n>": a trained custom model; exclusive with style_type.
+    custom_model_uri: str | None = Field(default=None, min_length=1)
 
 
 class GenerateTransparentRequestV3(_Request):
@@ -373,7 +375,8 @@ def form_fields(request: BaseModel) -> list[tuple[str, str]]:
     """Return the multipart text parts of ``request`` as ``(name, value)`` pairs.
 
     Unset (``None``) fields are left out. ``color_palette`` becomes one JSON part, sequences
-    (``style_codes``) one part per item, enums their value, everything else ``str()``.
+    (``style_codes``, ``image_urls``) one part per item, enums their value, booleans ``true`` /
+    ``false`` (JSON's spelling, which the API's boolean fields read), everything else ``str()``.
     """
     out: list[tuple[str, str]] = []
     for name in type(request).model_fields:
@@ -386,6 +389,8 @@ def form_fields(request: BaseModel) -> list[tuple[str, str]]:
             out.extend((name, str(item)) for item in value)
         elif isinstance(value, StrEnum):
             out.append((name, value.value))
+        elif isinstance(value, bool):
+            out.append((name, "true" if value else "false"))
         else:
             out.append((name, str(value)))
     return out

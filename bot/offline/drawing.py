@@ -16,7 +16,7 @@ from typing import Final
 from PIL import Image
 
 from bot.ideogram.models import MagicPromptOption, RenderingSpeed, StyleTypeV3
-from bot.offline import render
+from bot.offline import render, render_more
 from bot.offline.forms import BadRequest
 from bot.offline.validation import Job, Kind
 
@@ -122,7 +122,9 @@ def draw(
     size = job.resolution.size if job.resolution else (1024, 1024)
     size = (max(1, size[0] // draft_scale), max(1, size[1] // draft_scale))
     image: Image.Image
-    if job.kind is Kind.GENERATE:
+    if job.kind in _MORE:
+        image = _draw_more(job, source, seed, prompt, options, draft_scale)
+    elif job.kind is Kind.GENERATE:
         image = render.render_generated(prompt, seed, size, options)
     elif job.kind is Kind.TRANSPARENT:
         image = render.render_generated(prompt, seed, size, options, transparent=True)
@@ -140,4 +142,53 @@ def draw(
             image = render.render_remove_background(source)
         else:
             image = render.render_upscale(source, seed)
+    if job.kind not in (Kind.INPAINT, Kind.LEGACY_EDIT):  # inpaint tints its region only
+        image = render_more.tint(image, job.reference_colours, seed)
     return Rendered(png=render.encode_png(image), size=image.size)
+
+
+_MORE: Final = frozenset(
+    {Kind.EDIT, Kind.INPAINT, Kind.LEGACY_GENERATE, Kind.LEGACY_REMIX, Kind.LEGACY_EDIT}
+    | {Kind.LEGACY_REFRAME}
+)
+
+
+def _draw_more(
+    job: Job,
+    source: Image.Image | None,
+    seed: int,
+    prompt: str,
+    options: render.DrawOptions,
+    draft_scale: int,
+) -> Image.Image:
+    """Draw one image of the edit, inpaint and legacy endpoints (see :mod:`render_more`)."""
+    assert job.kind is Kind.LEGACY_GENERATE or source is not None
+    image: Image.Image
+    if job.kind is Kind.EDIT:
+        assert source is not None and job.resolution is not None
+        sources = [source, *(render.decode_image(data) for data in job.images)]
+        w, h = job.resolution.size
+        size = (max(1, w // draft_scale), max(1, h // draft_scale))
+        return render_more.render_edit(
+            sources, prompt, seed, size, options, transparent=job.transparent
+        )
+    if job.kind in (Kind.INPAINT, Kind.LEGACY_EDIT):
+        assert source is not None and job.mask is not None
+        mask = render.decode_image(job.mask)
+        image = render_more.render_inpaint(
+            source, mask, prompt, seed, options, job.reference_colours
+        )
+    elif job.kind is Kind.LEGACY_GENERATE:
+        size = render_more.legacy_size(job.size, draft_scale)
+        image = render.render_generated(prompt, seed, size, options)
+    elif job.kind is Kind.LEGACY_REMIX:
+        assert source is not None
+        size = render_more.legacy_size(job.size, 1)
+        image = render.render_remix(source, prompt, seed, size, job.image_weight, options)
+    else:
+        assert source is not None
+        size = render_more.legacy_size(job.size, 1)
+        image = render.render_reframe(source, seed, size, options)
+    if job.model:
+        render_more.model_badge(image, job.model)
+    return image

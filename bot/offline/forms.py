@@ -184,6 +184,10 @@ class Form:
         parts = self._parts.get(name)
         return parts[0].data if parts else None
 
+    def files(self, name: str) -> list[bytes]:
+        """Return the bytes of every part called ``name`` (repeated file parts), in body order."""
+        return [part.data for part in self._parts.get(name, ())]
+
 
 async def read_body(
     content_type: str, full_content_type: str, body: bytes, *, json_ok: bool

@@ -22,6 +22,11 @@ as the bearer gateways send it):
 ``POST /v1/remove-background``                     ``RemoveBackgroundResponse`` (RGBA PNG)
 ``POST /upscale``                                  ``GenerateImageResponse`` (2x image)
 ``POST /describe``                                 ``DescribeResponse``
+``POST /v1/edit``                                  ``V1EditImagesResponse``
+``POST /v1/ideogram-v3/inpaint``                   ``ImageGenerationResponseV3``
+``POST /v1/ideogram-v3/layerize-text``             ``LayerizeTextResponse`` (+ ``text_blocks``)
+``POST /generate`` (JSON), ``/remix``, ``/edit``,    ``GenerateImageResponse`` (legacy models,
+``/reframe``                                       the model's name drawn on the image)
 ``GET /images/{token}.png?exp=…&sig=…``            the PNG, until the URL expires (then 403)
 =================================================  ==========================================
 
@@ -44,8 +49,9 @@ from typing import Any, Final
 
 from aiohttp import hdrs, web
 from PIL import Image
+from yarl import URL
 
-from bot.offline import render
+from bot.offline import render, render_more
 from bot.offline.drawing import Rendered, decode_source, draw, reported_prompt, resolved_style
 from bot.offline.faults import (
     SAFETY_MESSAGE,
@@ -56,7 +62,8 @@ from bot.offline.faults import (
     safety_rejects,
 )
 from bot.offline.forms import BadRequest, Form, read_body
-from bot.offline.validation import MAX_IMAGE_BYTES, MAX_SEED, Job, Kind, images_hint, validate
+from bot.offline.validation import MAX_IMAGE_BYTES, MAX_SEED, Job, Kind, images_hint
+from bot.offline.validation_more import validate_any
 from bot.offline.vault import ImageVault, VaultError
 
 __all__ = [
@@ -87,7 +94,16 @@ _ROUTES: Final = {
     "/v1/remove-background": Kind.REMOVE_BACKGROUND,
     "/upscale": Kind.UPSCALE,
     "/describe": Kind.DESCRIBE,
+    "/v1/edit": Kind.EDIT,
+    "/v1/ideogram-v3/inpaint": Kind.INPAINT,
+    "/v1/ideogram-v3/layerize-text": Kind.LAYERIZE,
+    "/generate": Kind.LEGACY_GENERATE,
+    "/remix": Kind.LEGACY_REMIX,
+    "/edit": Kind.LEGACY_EDIT,
+    "/reframe": Kind.LEGACY_REFRAME,
 }
+#: Endpoints whose body may be JSON (the bearer gateways' generate; legacy /generate).
+_JSON_KINDS: Final = frozenset({Kind.GENERATE, Kind.LEGACY_GENERATE})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,6 +157,9 @@ def _image_object(
     elif job.kind is Kind.REPLACE_BACKGROUND:
         assert source is not None
         obj["resolution"] = render.resolution_for_size(*source.size).value
+    elif job.size is not None:
+        # Legacy answers (ImageObject) report the final image's size.
+        obj["resolution"] = _size_text(rendered.size if rendered else job.size)
     elif job.kind is Kind.TRANSPARENT and job.upscale_factor > 1:
         # The selected resolution is reported; the upscaled one rides in its own field.
         assert job.resolution is not None
@@ -354,7 +373,7 @@ class OfflineIdeogram:
                 request.content_type,
                 request.headers.get(hdrs.CONTENT_TYPE, ""),
                 body,
-                json_ok=kind is Kind.GENERATE,
+                json_ok=kind in _JSON_KINDS,
             )
         except BadRequest as exc:
             form, parse_error = Form(), exc
@@ -367,7 +386,7 @@ class OfflineIdeogram:
                 return _error(fault.status, fault.message, fault.headers)
             if parse_error is not None:
                 raise parse_error
-            job = validate(kind, form)
+            job = await validate_any(kind, form, self._resolve_url)
             source = await decode_source(job)
             if safety_rejects(self.faults, job.prompt):
                 return _error(422, SAFETY_MESSAGE)
@@ -387,6 +406,10 @@ class OfflineIdeogram:
             assert source is not None
             texts = await asyncio.to_thread(render.describe, source)
             return _json(200, {"descriptions": [{"text": text} for text in texts]})
+
+        if job.kind is Kind.LAYERIZE:
+            assert source is not None
+            return await self._layerize(request, job, source)
 
         # Image k gets seed base+k, so asking for that seed alone reproduces image k.
         base_seed = self._seed_rng.randint(0, MAX_SEED) if job.seed is None else job.seed
@@ -420,6 +443,45 @@ class OfflineIdeogram:
                 continue
             data.append(_image_object(job, seed, prompt, rendered, url, source))
         return _json(200, {"created": created, "data": data})
+
+    async def _layerize(self, request: web.Request, job: Job, source: Image.Image) -> web.Response:
+        """``LayerizeTextResponse``: the text-free base, the original, the blocks drawn."""
+        seed = self._seed_rng.randint(0, MAX_SEED) if job.seed is None else job.seed
+        prompt = await asyncio.to_thread(reported_prompt, job, source)
+        base, original, blocks = await asyncio.to_thread(render_more.layerize, source, prompt, seed)
+        origin = str(request.url.origin())
+        base_png, original_png = await asyncio.gather(
+            asyncio.to_thread(render.encode_png, base),
+            asyncio.to_thread(render.encode_png, original),
+        )
+        return _json(
+            200,
+            {
+                "base_image_url": self._vault.publish(origin, base_png),
+                "original_image_url": self._vault.publish(origin, original_png),
+                "seed": seed,
+                "text_blocks": blocks,
+            },
+        )
+
+    def _resolve_url(self, url: str) -> bytes:
+        """The bytes of an ``image_urls`` entry: only this engine's own unexpired image URLs
+        resolve, as only Ideogram's do for the API.
+
+        Raises:
+            BadRequest: not one of this engine's image URLs, or expired.
+        """
+        parsed = URL(url)
+        name = parsed.path.removeprefix("/images/")
+        if not parsed.is_absolute() or name == parsed.path:
+            raise BadRequest(f"image_urls: {url!r} is not an Ideogram image URL")
+        try:
+            png, _ = self._vault.fetch(
+                name, parsed.query.get("exp", ""), parsed.query.get("sig", "")
+            )
+        except VaultError as exc:
+            raise BadRequest(f"image_urls: {url!r} cannot be read ({exc})") from exc
+        return png
 
     async def _serve_image(self, request: web.Request) -> web.StreamResponse:
         """``GET /images/{token}.png``: 200 image/png; 403 bad signature or expired; 404 gone."""

@@ -64,6 +64,14 @@ class Kind(Enum):
     REMOVE_BACKGROUND = "remove-background"
     UPSCALE = "upscale"
     DESCRIBE = "describe"
+    # Checked by bot.offline.validation_more:
+    EDIT = "edit"
+    INPAINT = "inpaint"
+    LAYERIZE = "layerize-text"
+    LEGACY_GENERATE = "legacy-generate"
+    LEGACY_REMIX = "legacy-remix"
+    LEGACY_EDIT = "legacy-edit"
+    LEGACY_REFRAME = "legacy-reframe"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +92,13 @@ class Job:
     image_field: str = "image"
     image_weight: int = 50
     upscale_factor: int = 1
+    # Extra inputs of the endpoints in bot.offline.validation_more, and reference images:
+    images: tuple[bytes, ...] = ()
+    mask: bytes | None = None
+    transparent: bool = False
+    model: str | None = None
+    size: tuple[int, int] | None = None
+    reference_colours: tuple[render.RGB, ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -359,3 +359,98 @@ async def test_download_refuses_an_https_to_http_downgrade(tmp_path):
             await tls_server.close()
     assert api.paths == ["/ok.png", "/img.png"]
     assert plain.paths == []
+
+
+async def test_edit_sends_every_image_as_an_images_part(session, offline):
+    """POST /v1/edit: one ``images`` file part per image, fields as text parts."""
+    from bot.ideogram.models_edit import EditRequestV1
+    from tests.conftest import form_parts
+
+    client = make_client(session, offline)
+    red = prepare_input_image(png_bytes((64, 64), "red"), "red.png")
+    blue = prepare_input_image(png_bytes((64, 64), "blue"), "blue.png")
+    images = await client.edit(
+        EditRequestV1(prompt="blend them", transparent_background=False), [red, blue]
+    )
+    assert len(images) == 1 and images[0].data is not None
+    [recorded] = offline.requests
+    parts = await form_parts(recorded.body, recorded.content_type)
+    assert parts["images"] == [red.data, blue.data]
+    assert parts["transparent_background"] == [b"false"]
+
+
+async def test_requests_the_api_would_refuse_are_not_sent(session, offline):
+    """No image for /v1/edit, or a character reference on reframe: ValueError, no call."""
+    from bot.ideogram.client import References
+    from bot.ideogram.models import ReframeRequestV3, ResolutionV3
+    from bot.ideogram.models_edit import EditRequestV1
+
+    client = make_client(session, offline)
+    red = prepare_input_image(png_bytes((64, 64), "red"), "red.png")
+    with pytest.raises(ValueError, match="at least one image"):
+        await client.edit(EditRequestV1(prompt="x"))
+    with pytest.raises(ValueError, match="character"):
+        await client.reframe(
+            ReframeRequestV3(resolution=ResolutionV3.R_1024x1024),
+            red,
+            References(character=(red,)),
+        )
+    assert offline.requests == []
+
+
+async def test_bearer_requests_with_references_go_as_multipart(session, offline):
+    """Text-only generate goes as JSON with bearer auth; with reference images it must be
+    multipart (files cannot ride in JSON)."""
+    from bot.ideogram.client import References
+
+    client = make_client(session, offline, auth="bearer")
+    red = prepare_input_image(png_bytes((64, 64), "red"), "red.png")
+    await client.generate(GenerateRequestV3(prompt="a fox"), References(style=(red,)))
+    assert offline.requests[-1].content_type.startswith("multipart/form-data")
+
+
+async def test_layerize_reads_blocks_and_keeps_fields_the_spec_does_not_list(session):
+    """LayerizeTextResponse: unknown fields survive, block aliases are read, and the two
+    images are downloaded with the API's seed."""
+    from bot.ideogram.models_edit import LayerizeTextRequestV3, LayerizeTextResponse
+
+    parsed = LayerizeTextResponse.model_validate(
+        {
+            "base_image_url": "https://ideogram.ai/a.png",
+            "seed": 3,
+            "text_blocks": [{"content": "SALE", "font": "Inter", "x": 4, "kerning": 2}],
+            "layout": "poster",
+        }
+    )
+    assert parsed.model_extra == {"layout": "poster"}
+    [block] = parsed.text_blocks
+    assert (block.text, block.font_family, block.x) == ("SALE", "Inter", 4)
+    assert block.model_extra == {"kerning": 2}
+
+    png = png_bytes((40, 30), "green")
+
+    async def answer(request: web.Request) -> web.Response:
+        if request.method == "GET":
+            return web.Response(body=png, content_type="image/png")
+        base = str(request.url.origin())
+        return web.json_response(
+            {
+                "base_image_url": base + "/base.png",
+                "original_image_url": None,
+                "seed": 11,
+                "text_blocks": [{"text": "HELLO", "y": 2.5, "color": "#FFFFFF"}],
+            }
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    async with TestServer(app) as server:
+        client = IdeogramClient(
+            session, base_url=str(server.make_url("")), api_key="k", timeout_s=5.0
+        )
+        layers = await client.layerize_text(
+            LayerizeTextRequestV3(), prepare_input_image(png, "in.png")
+        )
+    assert layers.seed == 11 and layers.original is None
+    assert layers.base.data == png and layers.base.seed == 11
+    assert [(b.text, b.y, b.color) for b in layers.blocks] == [("HELLO", 2.5, "#FFFFFF")]
