@@ -186,10 +186,11 @@ def charge_for(
     """What the API billed for ``images`` result images (withheld ones included), or for the
     one request of an endpoint billed per request (which counts as one image against the daily
     quota, as ``/help`` says), charged on the UTC day and month of ``now`` (Unix seconds)."""
-    endpoint = ENDPOINTS[load_request(job.request).endpoint]
+    stored = load_request(job.request)
+    endpoint = ENDPOINTS[stored.endpoint]
     billed = 1 if endpoint.per_request else images
     day = datetime.fromtimestamp(now, UTC)
-    cost = endpoint.cost_usd(prices, billed, job.rendering_speed)
+    cost = endpoint.cost_of(prices, billed, stored)
     return Charge(
         images=billed,
         cost_usd=cost,

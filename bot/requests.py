@@ -330,5 +330,5 @@ def new_job(
         rendering_speed=speed_text,
         request_key=request_key,
         created_at=now,
-        estimated_cost_usd=endpoint.cost_usd(prices, num_images, speed_text),
+        estimated_cost_usd=endpoint.cost_of(prices, num_images, request),
     )

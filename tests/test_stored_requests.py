@@ -11,12 +11,20 @@ from pydantic import ValidationError
 
 from bot.commands.endpoints import (
     ENDPOINTS,
+    GenerateJob,
     GenerateTransparentJob,
+    LegacyGenerateJob,
     RemixJob,
+    StoredImage,
+    StoredParts,
     dump_request,
     load_request,
 )
-from bot.ideogram.models import RemixRequestV3, RenderingSpeed
+from bot.config import PriceTable
+from bot.ideogram.models import GenerateRequestV3, RemixRequestV3, RenderingSpeed
+from bot.ideogram.models_legacy import GenerateImageRequest, ImageRequest, ModelEnum
+from bot.requests import new_job
+from bot.types import Caller
 from storage import DEFAULT_MIGRATIONS_DIR, Database, get_job, migrate_path
 
 # A row as the first release wrote it (request_json with the "transparent" flag).
@@ -85,3 +93,36 @@ def test_every_endpoint_reads_its_own_stored_form() -> None:
     """The table's discriminators and models agree for every endpoint."""
     for name, endpoint in ENDPOINTS.items():
         assert endpoint.stored.model_fields["endpoint"].default == name
+
+
+def test_estimates_use_the_legacy_model_price_and_the_character_surcharge() -> None:
+    """A job's estimate comes from its whole stored request: a legacy model's own price, and
+    the per-image surcharge when a character reference is sent."""
+    prices = PriceTable(_env_file=None)  # type: ignore[call-arg]
+    caller = Caller(platform="console", user_id="u", server_id="s", channel_id="c")
+    common = {
+        "caller": caller,
+        "prompt": "a fox",
+        "input_image": None,
+        "input_sha": None,
+        "request_key": None,
+        "prices": prices,
+        "now": 0.0,
+    }
+    legacy = LegacyGenerateJob(
+        request=GenerateImageRequest(
+            image_request=ImageRequest(prompt="a fox", model=ModelEnum.V_2A_TURBO)
+        )
+    )
+    job = new_job(legacy, command="imagine", **common)  # type: ignore[arg-type]
+    assert job.estimated_cost_usd == pytest.approx(prices.legacy_v2a_turbo)
+
+    reference = StoredImage(sha256="a" * 64, content_type="image/png", filename="me.png")
+    with_character = GenerateJob(
+        request=GenerateRequestV3(
+            prompt="a fox", num_images=2, rendering_speed=RenderingSpeed.TURBO
+        ),
+        parts=StoredParts(character_reference_images=(reference,)),
+    )
+    job = new_job(with_character, command="imagine", **common)  # type: ignore[arg-type]
+    assert job.estimated_cost_usd == pytest.approx(2 * (prices.turbo + prices.character))
