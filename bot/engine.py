@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,13 +25,21 @@ from datetime import UTC, datetime
 from bot import info, messages
 from bot import server_settings as settings_rules
 from bot.commands import registry
-from bot.commands.grammar import check_options, options_from_typed, parse_prompt, suggest
+from bot.commands.endpoints import StoredImage, StoredParts
+from bot.commands.grammar import (
+    GenerationOptions,
+    check_options,
+    options_from_typed,
+    parse_prompt,
+    suggest,
+)
 from bot.config import Settings
 from bot.errors import Busy, InvalidImage, InvalidInput, NotAllowed, NotFound, QuotaExceeded
 from bot.followups import FollowUps
 from bot.image_store import ImageStore
+from bot.images import InputImage
 from bot.jobs import JobRunner
-from bot.requests import new_job, typed_options
+from bot.requests import mask_for, new_job, typed_options
 from bot.results import JobFiles
 from bot.server_settings import ServerSettings
 from bot.types import (
@@ -149,17 +158,18 @@ class Engine:
             UserError: any refusal, before any API call (bad flag, bad image, no permission,
                 quota, budget, unknown command).
         """
-        spec = registry.get(invocation.command)
+        caller = invocation.caller
+        spec = registry.get(invocation.command, caller.platform)
         if spec is None:
-            hint = suggest(invocation.command, list(registry.COMMANDS), 1)
+            offered = list(registry.for_platform(caller.platform))
+            hint = suggest(invocation.command, offered, 1)
             raise InvalidInput(
                 messages.UNKNOWN_COMMAND.format(
                     name=invocation.command,
                     hint=f" Did you mean `/{hint[0]}`?" if hint else "",
-                    names=", ".join(f"/{n}" for n in registry.COMMANDS),
+                    names=", ".join(f"/{n}" for n in offered),
                 )
             )
-        caller = invocation.caller
         server = await self.server_settings(caller.platform, caller.server_id)
         if not spec.any_channel:
             self._check_channel(caller, server)
@@ -179,7 +189,7 @@ class Engine:
         Raises:
             UserError: the refusal :meth:`handle` would give.
         """
-        spec = registry.get(command)
+        spec = registry.get(command, caller.platform)
         if spec is None or spec.build is None:
             return  # handle() answers unknown and text commands itself
         server = await self.server_settings(caller.platform, caller.server_id)
@@ -295,15 +305,25 @@ class Engine:
     ) -> NewJob:
         assert spec.build is not None
         image = None
+        least, most = spec.images
         if spec.takes_image:
             if not inv.images:
                 raise InvalidImage(messages.NEEDS_IMAGE.format(command=spec.name))
-            if len(inv.images) > 1:
+            if most == 1 and len(inv.images) > 1:
                 raise InvalidInput(
                     messages.ONE_IMAGE.format(command=spec.name, count=len(inv.images))
                 )
+            if not least <= len(inv.images) <= most:
+                raise InvalidImage(
+                    messages.NEEDS_IMAGES.format(
+                        command=spec.name, least=least, most=most, count=len(inv.images)
+                    )
+                )
             # Adapters build InputImage with prepare_input_image, which has checked it.
             image = inv.images[0]
+        extra = inv.images[1:] if spec.takes_image else ()
+        if spec.mask and image is not None:
+            extra = tuple([await asyncio.to_thread(mask_for, extra[0], image)])
 
         prompt, opts = parse_prompt(
             inv.text,
@@ -321,7 +341,11 @@ class Engine:
             )
         self._check_words(server, prompt, opts.negative_prompt)
 
+        references = await self._references(opts, inv)
         request = spec.build(prompt, opts, server, image)
+        if extra or references:
+            parts = await self._store_parts(extra, mask=spec.mask) if extra else StoredParts()
+            request = request.model_copy(update={"parts": parts.model_copy(update=references)})
         input_sha = await self.store.put(image.data) if image is not None else None
         return new_job(
             request,
@@ -334,6 +358,59 @@ class Engine:
             prices=self.settings.prices,
             now=self._clock(),
         )
+
+    async def _references(
+        self, opts: GenerationOptions, inv: Invocation
+    ) -> dict[str, tuple[StoredImage, ...]]:
+        """The reference images of ``--sref`` (when not style codes), ``--cref`` and
+        ``--cref-mask``, stored, by their ``StoredParts`` field.
+
+        A reference is a file the adapter read (``options["reference_files"]``, the console's
+        paths) or ``JOBID[:k]``: image k (default 1) of a job the caller could ``/show``.
+
+        Raises:
+            NotFound: a job reference the caller may not see, or no such image.
+            InvalidInput: a reference that is neither.
+        """
+        wanted = {
+            "style_reference_images": opts.style_references,
+            "character_reference_images": (opts.cref,) if opts.cref else (),
+            "character_reference_images_mask": (opts.cref_mask,) if opts.cref_mask else (),
+        }
+        out: dict[str, tuple[StoredImage, ...]] = {}
+        for part, refs in wanted.items():
+            if refs:
+                out[part] = tuple([await self._reference(ref, inv) for ref in refs])
+        return out
+
+    async def _reference(self, ref: str, inv: Invocation) -> StoredImage:
+        files = inv.options.get("reference_files") or {}
+        image = files.get(ref) if isinstance(files, dict) else None
+        if not isinstance(image, InputImage):
+            match = _JOB_REFERENCE.fullmatch(ref.strip().lower())
+            if match is None:
+                raise InvalidInput(messages.REFERENCE_UNKNOWN.format(ref=ref))
+            job = await jobs_repo.get_job(self.db, match["job"])
+            if job is None or not info.may_show(job, inv.caller):
+                raise NotFound(messages.REFERENCE_NOT_FOUND.format(ref=ref))
+            image, _ = await self.files.stored_result(job, int(match["index"] or 1) - 1)
+        sha = await self.store.put(image.data)
+        return StoredImage(sha256=sha, content_type=image.content_type, filename=image.filename)
+
+    async def _store_parts(self, images: tuple[InputImage, ...], *, mask: bool) -> StoredParts:
+        """Put a job's images after the first into the image store: the mask, or further
+        images (``/edit``, ``/blend``)."""
+        stored = [
+            StoredImage(
+                sha256=await self.store.put(img.data),
+                content_type=img.content_type,
+                filename=img.filename,
+            )
+            for img in images
+        ]
+        if mask:
+            return StoredParts(mask=stored[0])
+        return StoredParts(images=tuple(stored))
 
     async def _create(self, new_job: NewJob, server: ServerSettings) -> JobRecord | TextReply:
         """Store ``new_job`` as queued if the limits allow; a duplicate gives a TextReply.
@@ -395,6 +472,9 @@ class Engine:
             if word and word in text:
                 raise NotAllowed(messages.BLOCKED_WORD.format(word=word))
 
+
+#: A job reference: ``JOBID`` or ``JOBID:k`` (image k, 1-based).
+_JOB_REFERENCE = re.compile(r"(?P<job>[a-z2-7]{12})(?::(?P<index>[1-9][0-9]?))?")
 
 #: The probe :meth:`Engine.admit` checks the budget with: a job that costs anything at all.
 _SMALLEST_COST_USD = 1e-6

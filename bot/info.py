@@ -53,8 +53,10 @@ class InfoContext:
 
 
 async def help_command(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Reply:
-    """``/help``: commands, flags, buttons and examples."""
-    return TextReply(messages.help_text(ctx.commands))
+    """``/help``: the commands the caller's platform offers, flags, buttons and examples."""
+    platform = inv.caller.platform
+    offered = {n: c for n, c in ctx.commands.items() if platform in c.platforms}
+    return TextReply(messages.help_text(offered))
 
 
 async def usage(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Reply:
@@ -140,7 +142,7 @@ async def show(ctx: InfoContext, inv: Invocation, server: ServerSettings) -> Rep
     if not job_id:
         raise InvalidInput("/show needs a job id; `/history` lists yours.")
     job = await jobs_repo.get_job(ctx.db, job_id)
-    visible = job is not None and _may_show(job, caller)
+    visible = job is not None and may_show(job, caller)
     if job is None or not visible:
         raise NotFound(messages.JOB_NOT_FOUND.format(job_id=job_id))
     return await ctx.result_of(job)
@@ -200,7 +202,7 @@ async def settings_command(ctx: InfoContext, inv: Invocation, server: ServerSett
     return TextReply(f"`{spec.name}` is now `{text or '(empty)'}`.")
 
 
-def _may_show(job: JobRecord, caller: Caller) -> bool:
+def may_show(job: JobRecord, caller: Caller) -> bool:
     """``/show`` posts a job publicly: its owner may show it anywhere on its platform; others
     only a job of this server from the channel they are in (admins: any channel of it). A
     DM's job is shown to its owner alone."""

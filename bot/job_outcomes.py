@@ -44,6 +44,7 @@ from bot.fair_queue import QueueEntry
 from bot.ideogram.client import GeneratedImage
 from bot.image_store import ImageStore
 from bot.job_progress import emit
+from bot.layers import dump_blocks
 from bot.types import Progress
 from storage import Charge, Database, JobRecord, NewImage
 from storage import jobs as jobs_repo
@@ -117,7 +118,7 @@ class OutcomeRecorder:
         endpoint = ENDPOINTS[load_request(job.request).endpoint]
         finished = await jobs_repo.finish_job(
             self._db, job_id, status="succeeded", now=self._clock(), images=images,
-            descriptions=None if endpoint.makes_images else list(outcome.descriptions),
+            descriptions=stored_texts(endpoint.makes_images, outcome),
         )  # fmt: skip
         if not finished:
             return "cancelled"  # cancelled while running: the result is discarded
@@ -261,3 +262,11 @@ def failure_text(exc: IdeogramError) -> str:
         if isinstance(exc, cls):
             return text
     return messages.SERVER_ERROR
+
+
+def stored_texts(makes_images: bool, outcome: Outcome) -> list[str] | None:
+    """What a job keeps in its descriptions: /describe's texts, layerize's text blocks (as
+    JSON, :func:`bot.layers.dump_blocks`), nothing for other image results."""
+    if outcome.text_blocks:
+        return dump_blocks(outcome.text_blocks)
+    return None if makes_images else list(outcome.descriptions)

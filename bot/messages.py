@@ -101,6 +101,18 @@ def withheld_note(count: int, total: int) -> str:
 
 NEEDS_IMAGE = "/{command} needs an image: attach a PNG, JPEG or WebP file."
 ONE_IMAGE = "/{command} takes one image; you gave {count}."
+NEEDS_IMAGES = "/{command} needs {least} to {most} images; you gave {count}."
+MASK_NO_BLACK = (
+    "The mask has no black part; paint black where the image should be redrawn, white elsewhere."
+)
+MASK_NOT_IMAGE = "The mask `{name}` is not an image; please give a black-and-white PNG."
+NO_TEXT_FOUND = "No text was found in this image."
+REFERENCE_UNKNOWN = (
+    "`{ref}` is not a reference I can use: give a job id like `3kq9x2m4p7ab:1`, or a file."
+)
+REFERENCE_NOT_FOUND = "I can't use `{ref}` as a reference: you can't /show that job."
+BLEND_PROMPT = "Blend these images into one picture"
+NEEDS_IMAGE_FILE = "/{command} needs an image file first, e.g. `{example}`."
 NEEDS_RESOLUTION = "/reframe needs a target resolution, e.g. `1344x768`."
 CHANNEL_NOT_ALLOWED = (
     "The bot is not enabled in this channel; a server admin can allow it with /settings."

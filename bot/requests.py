@@ -19,9 +19,14 @@ from bot import messages
 from bot.commands.endpoints import (
     ENDPOINTS,
     DescribeJob,
+    EditJob,
     GenerateJob,
     GenerateTransparentJob,
+    InpaintJob,
     JobRequest,
+    LayerizeJob,
+    LegacyGenerateJob,
+    LegacyRemixJob,
     ReframeJob,
     RemixJob,
     RemoveBackgroundJob,
@@ -43,6 +48,18 @@ from bot.ideogram.models import (
     ResolutionV3,
     UpscaleInitialImageRequest,
 )
+from bot.ideogram.models_edit import EditRequestV1, InpaintRequestV3, LayerizeTextRequestV3
+from bot.ideogram.models_legacy import (
+    NEGATIVE_PROMPT_MODELS,
+    NO_PALETTE_MODELS,
+    NO_STYLE_MODELS,
+    AspectRatio,
+    GenerateImageRequest,
+    ImageRequest,
+    InitialImageRequest,
+    ModelEnum,
+    StyleType,
+)
 from bot.images import InputImage, prepare_input_image
 from bot.server_settings import ServerSettings
 from bot.types import Caller
@@ -53,7 +70,7 @@ _ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 def typed_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The typed generation options, without prompt/command arguments and unset values."""
-    skip = {"prompt", "image", "count", "job_id", "action", "key", "value"}
+    skip = {"prompt", "image", "count", "job_id", "action", "key", "value", "reference_files"}
     return {k: v for k, v in options.items() if k not in skip and v is not None}
 
 
@@ -74,8 +91,11 @@ def _shared(prompt: str, opts: GenerationOptions, server: ServerSettings) -> dic
         "negative_prompt": opts.negative_prompt,
         "num_images": opts.num_images or server.default_num_images,
         "color_palette": opts.color_palette,
-        "style_type": opts.style_type or (None if opts.style_preset else server.default_style),
+        # Style codes and style references replace the style type (the server's default too).
+        "style_type": opts.style_type
+        or (None if opts.style_preset or opts.sref else server.default_style),
         "style_preset": opts.style_preset,
+        "style_codes": opts.style_codes,
     }
 
 
@@ -102,6 +122,9 @@ def build_imagine(
     """``/imagine``: ``POST /v1/ideogram-v3/generate``, or ``generate-transparent`` when
     ``--transparent`` (which takes no style or palette)."""
     aspect = None if opts.resolution else (opts.aspect_ratio or server.default_aspect_ratio)
+    if opts.legacy:
+        fields = _legacy_fields(prompt, opts, server, aspect)
+        return LegacyGenerateJob(request=GenerateImageRequest(image_request=ImageRequest(**fields)))
     if not opts.transparent:
         return GenerateJob(
             request=GenerateRequestV3(**_shared(prompt, opts, server), aspect_ratio=aspect)
@@ -133,11 +156,71 @@ def build_remix(
     if not opts.resolution:
         source = _image(image)
         aspect = opts.aspect_ratio or closest_aspect(source.width, source.height)
+    if opts.legacy:
+        fields = _legacy_fields(prompt, opts, server, aspect)
+        return LegacyRemixJob(request=InitialImageRequest(**fields, image_weight=opts.image_weight))
     return RemixJob(
         request=RemixRequestV3(
             **_shared(prompt, opts, server), aspect_ratio=aspect, image_weight=opts.image_weight
         )
     )
+
+
+#: ``--v`` values of the legacy models.
+_LEGACY_MODELS = {
+    "2a": ModelEnum.V_2A,
+    "2a-turbo": ModelEnum.V_2A_TURBO,
+    "2": ModelEnum.V_2,
+    "2-turbo": ModelEnum.V_2_TURBO,
+    "1": ModelEnum.V_1,
+    "1-turbo": ModelEnum.V_1_TURBO,
+}
+
+
+def _legacy_fields(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, aspect: AspectRatioV3 | None
+) -> dict[str, Any]:
+    """The ``ImageRequest`` fields of a legacy ``--v`` (``POST /generate``, ``POST /remix``).
+
+    Raises:
+        InvalidInput: a flag the model lacks (``--no``, ``--palette``, ``--style``), or an
+            aspect ratio the legacy models do not have; the flag is named.
+    """
+    version = opts.version or "2"
+    model = _LEGACY_MODELS[version]
+
+    def refuse(flag: str) -> InvalidInput:
+        return InvalidInput(
+            f"`{flag}` doesn't work with `--v {version}`; remove it, or use another `--v`."
+        )
+
+    if opts.negative_prompt and model not in NEGATIVE_PROMPT_MODELS:
+        raise refuse("--no")
+    if opts.color_palette is not None and model in NO_PALETTE_MODELS:
+        raise refuse("--palette")
+    if opts.style_type is not None and model in NO_STYLE_MODELS:
+        raise refuse("--style")
+    legacy_aspect = None
+    if aspect is not None:
+        w, _, h = aspect.value.partition("x")
+        try:
+            legacy_aspect = AspectRatio(f"ASPECT_{w}_{h}")
+        except ValueError:
+            raise refuse(f"--ar {w}:{h}") from None
+    style = opts.style_type or server.default_style
+    return {
+        "prompt": prompt,
+        "model": model,
+        "aspect_ratio": legacy_aspect,
+        "magic_prompt_option": opts.magic_prompt or server.default_magic_prompt,
+        "seed": opts.seed,
+        "style_type": StyleType(style.value)
+        if style is not None and model not in NO_STYLE_MODELS
+        else None,
+        "negative_prompt": opts.negative_prompt,
+        "num_images": opts.num_images or server.default_num_images,
+        "color_palette": opts.color_palette,
+    }
 
 
 def build_describe(
@@ -194,6 +277,82 @@ def build_remove_bg(
 ) -> JobRequest:
     """``/remove-bg``: ``POST /v1/remove-background``."""
     return RemoveBackgroundJob()
+
+
+def build_edit(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/edit``: ``POST /v1/edit``; the engine adds the images after the first as parts."""
+    return EditJob(
+        request=EditRequestV1(
+            prompt=prompt,
+            num_images=opts.num_images or server.default_num_images,
+            seed=opts.seed,
+            magic_prompt=opts.magic_prompt or server.default_magic_prompt,
+            resolution=opts.resolution,
+            aspect_ratio=None if opts.resolution else opts.aspect_ratio,
+        )
+    )
+
+
+def build_blend(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/blend``: an edit of 2–5 images, with :data:`bot.messages.BLEND_PROMPT` when the user
+    gave no prompt."""
+    return build_edit(prompt or messages.BLEND_PROMPT, opts, server, image)
+
+
+def build_inpaint(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/inpaint``: ``POST /v1/ideogram-v3/inpaint``; the engine adds the mask part."""
+    return InpaintJob(
+        request=InpaintRequestV3(
+            prompt=prompt,
+            magic_prompt=opts.magic_prompt or server.default_magic_prompt,
+            num_images=opts.num_images or server.default_num_images,
+            seed=opts.seed,
+            rendering_speed=opts.rendering_speed or server.default_speed,
+            style_type=opts.style_type,
+            style_preset=opts.style_preset,
+            color_palette=opts.color_palette,
+        )
+    )
+
+
+def build_layerize(
+    prompt: str, opts: GenerationOptions, server: ServerSettings, image: InputImage | None
+) -> JobRequest:
+    """``/layerize``: ``POST /v1/ideogram-v3/layerize-text``, the prompt optional."""
+    return LayerizeJob(request=LayerizeTextRequestV3(prompt=prompt or None, seed=opts.seed))
+
+
+def mask_for(mask: InputImage, image: InputImage) -> InputImage:
+    """The inpaint mask as the API takes it: black (redraw) and white, at ``image``'s size.
+
+    Pixels darker than mid-grey count as black; a mask of another size is scaled to the image.
+
+    Raises:
+        InvalidImage: the mask has no black pixel (nothing to redraw).
+    """
+    with Image.open(io.BytesIO(mask.data)) as src:
+        rgba = src.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, (255, 255, 255))
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    grey = flat.convert("L")
+    if grey.size != (image.width, image.height):
+        grey = grey.resize((image.width, image.height), Image.Resampling.NEAREST)
+    bw = grey.point(lambda v: 0 if v < _MASK_BLACK_BELOW else 255)
+    if bw.getextrema()[0] != 0:
+        raise InvalidImage(messages.MASK_NO_BLACK)
+    out = io.BytesIO()
+    bw.convert("RGB").save(out, format="PNG")
+    return prepare_input_image(out.getvalue(), "mask.png")
+
+
+#: Mask pixels darker than this luminance (0..255) are black: the region to redraw.
+_MASK_BLACK_BELOW = 128
 
 
 def parse_resolution(text: str) -> ResolutionV3:

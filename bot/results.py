@@ -32,7 +32,8 @@ from bot.images import (
     prepare_input_image_async,
     sniff_content_type,
 )
-from bot.types import Caption, JobResult, ResultImage
+from bot.layers import describe_block, layers_svg, load_blocks
+from bot.types import Attachment, Caption, JobResult, ResultImage
 from storage import Database, JobRecord
 from storage import jobs as jobs_repo
 
@@ -159,6 +160,10 @@ class JobFiles:
             error = messages.CANCELLED_BY_OWNER
         rule = registry.COMMANDS[job.command].buttons
         ready = [i.index for i in images if not i.withheld]
+        descriptions = tuple(job.descriptions)
+        attachments: tuple[Attachment, ...] = ()
+        if endpoint.text_layers:
+            descriptions, attachments = _text_layers(job.id, images, job.descriptions)
         return JobResult(
             job_id=job.id,
             command=job.command,
@@ -169,12 +174,32 @@ class JobFiles:
             owner_id=job.owner_id,
             caption=caption,
             images=tuple(images),
-            descriptions=tuple(job.descriptions),
+            descriptions=descriptions,
             rows=rule(job.id, ready, len(job.descriptions))
             if rule is not None and job.status == "succeeded"
             else (),
             error=error,
+            attachments=attachments,
         )
+
+
+def layers_filename(job_id: str) -> str:
+    """The file name of a /layerize result's SVG: ``layers_<job>.svg``."""
+    return f"layers_{job_id}.svg"
+
+
+def _text_layers(
+    job_id: str, images: list[ResultImage], stored: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[Attachment, ...]]:
+    """A layerize result's text blocks in words, and its SVG (base image + one ``<text>`` per
+    block) when the base image is there."""
+    blocks = load_blocks(stored)
+    words = tuple(describe_block(b) for b in blocks) or (messages.NO_TEXT_FOUND,)
+    base = images[0] if images else None
+    if base is None or base.data is None:
+        return words, ()
+    svg = layers_svg(base.data, base.content_type or "image/png", base.width, base.height, blocks)
+    return words, (Attachment(layers_filename(job_id), svg, "image/svg+xml"),)
 
 
 def _text(value: object) -> str | None:

@@ -162,6 +162,15 @@ class ResultImage:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file posted with a result besides its images (``layers_<job>.svg`` of /layerize)."""
+
+    filename: str
+    data: bytes
+    content_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class TextReply:
     """A text answer (``/usage``, ``/help``, an error, a duplicate delivery); adapters show it
     only to the caller. ``duplicate``: the same delivery or press was already handled."""
@@ -185,6 +194,7 @@ class JobResult:
         descriptions: ``/describe`` texts.
         rows: button rows (each ≤ 5 buttons, ≤ 5 rows).
         error: one user-facing sentence when ``status`` is ``failed``/``cancelled``.
+        attachments: further files to post beside the images (the SVG of /layerize).
     """
 
     job_id: str
@@ -199,6 +209,7 @@ class JobResult:
     descriptions: tuple[str, ...] = ()
     rows: tuple[tuple[Action, ...], ...] = ()
     error: str | None = None
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def actions(self) -> tuple[Action, ...]:

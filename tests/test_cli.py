@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 from PIL import Image
 
@@ -42,6 +43,14 @@ def test_demo_runs_the_tour_and_saves_real_pngs(tmp_path: Path):
     for command in ("/imagine", "U1", "V1", "🔄", "/remix", "/describe", "/usage", "/history"):
         assert f"> {command}" in done.stdout
     assert "✖" not in done.stdout
+    for command in ("/edit", "/blend", "/inpaint", "/layerize"):
+        assert f"> {command}" in done.stdout
+    assert re.search(r"> /imagine .* --sref [a-z2-7]{12}:1", done.stdout)
+    svgs = re.findall(r"saved (\S+\.svg)", done.stdout)
+    assert len(svgs) == 1 and "layers_" in svgs[0]
+    for name in svgs:
+        root = ElementTree.parse(tmp_path / name if not Path(name).is_absolute() else name)
+        assert root.getroot().tag == "{http://www.w3.org/2000/svg}svg"
 
 
 def test_console_script_reports_failures_with_exit_code(tmp_path: Path):

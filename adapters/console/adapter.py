@@ -1,7 +1,9 @@
 """The console adapter: the bot's commands in a terminal (``ideogram-bot console``).
 
 Lines are slash commands exactly as on the chat platforms; commands that take an image take a
-file path as their first word (``/remix photo.jpg make it watercolor --weight 30``). Buttons of
+file path as their first word (``/remix photo.jpg make it watercolor --weight 30``), and the
+leading words that name existing files are further images (``/edit a.png b.png put the logo on
+the mug``, ``/inpaint photo.png mask.png a red door``). Buttons of
 results are pressed by typing their label (``U1``, ``V2``, ``🔄`` or ``reroll``,
 ``Imagine 1``, ``Vary (Strong)``), optionally followed by a job id; without one the newest
 result that has that button is used. ``cancel JOB_ID`` cancels a queued job. Images are saved
@@ -11,6 +13,7 @@ to the output folder and their paths printed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import re
 import sys
@@ -28,6 +31,7 @@ from bot.types import Caller, Invocation, JobResult, Press, Progress, Reply, Tex
 log = logging.getLogger(__name__)
 
 _FIRST_WORD = re.compile(r"""^\s*(?:"([^"]+)"|'([^']+)'|(\S+))\s*(.*)$""", re.DOTALL)
+_REFERENCE_FLAGS = frozenset({"--sref", "--cref", "--cref-mask"})
 _ALIASES = {"reroll": "🔄", "re-roll": "🔄", "🔄": "🔄"}
 
 
@@ -145,22 +149,63 @@ class ConsoleAdapter:
         return await self._press(line)
 
     async def _command(self, name: str, rest: str) -> Reply:
-        spec = registry.get(name)
+        spec = registry.get(name, self.caller.platform)
         images: tuple[InputImage, ...] = ()
         if spec is not None and spec.takes_image:
             match = _FIRST_WORD.match(rest)
             if not match or not rest.strip():
                 raise InvalidImage(messages.NEEDS_IMAGE.format(command=spec.name))
-            path = Path(match.group(1) or match.group(2) or match.group(3))
+            paths = [Path(match.group(1) or match.group(2) or match.group(3))]
             rest = match.group(4)
+            # Further leading words that name existing files are further images.
+            while len(paths) < spec.images[1] and (match := _FIRST_WORD.match(rest)):
+                word = Path(match.group(1) or match.group(2) or match.group(3))
+                if not await asyncio.to_thread(word.is_file):
+                    break
+                paths.append(word)
+                rest = match.group(4)
             await self.engine.admit(spec.name, self.caller)
-            try:
-                data = await asyncio.to_thread(_read_capped, path, MAX_RAW_INPUT_BYTES)
-            except OSError:
-                raise InvalidImage(f"I can't read the file `{path}`.") from None
-            images = (await prepare_input_image_async(data, path.name),)
-        invocation = Invocation(command=name, caller=self.caller, text=rest, images=images)
+            loaded = []
+            for n, path in enumerate(paths):
+                try:
+                    data = await asyncio.to_thread(_read_capped, path, MAX_RAW_INPUT_BYTES)
+                except OSError:
+                    raise InvalidImage(f"I can't read the file `{path}`.") from None
+                try:
+                    loaded.append(await prepare_input_image_async(data, path.name))
+                except InvalidImage:
+                    if spec.mask and n == 1:
+                        raise InvalidImage(messages.MASK_NOT_IMAGE.format(name=path.name)) from None
+                    raise
+            images = tuple(loaded)
+        references = await self._reference_files(rest)
+        invocation = Invocation(
+            command=name,
+            caller=self.caller,
+            text=rest,
+            images=images,
+            options={"reference_files": references} if references else {},
+        )
         return await self.engine.handle(invocation, self._progress)
+
+    async def _reference_files(self, text: str) -> dict[str, InputImage]:
+        """The files named as references (``--sref a.png,b.png``, ``--cref me.png``,
+        ``--cref-mask m.png``), read and checked; other values (job ids) stay for the engine."""
+        found: dict[str, InputImage] = {}
+        words = text.split()
+        for flag, value in itertools.pairwise(words):
+            if flag.lower() not in _REFERENCE_FLAGS:
+                continue
+            for ref in value.split(","):
+                path = Path(ref)
+                if not ref or ref in found or not await asyncio.to_thread(path.is_file):
+                    continue
+                try:
+                    data = await asyncio.to_thread(_read_capped, path, MAX_RAW_INPUT_BYTES)
+                except OSError:
+                    raise InvalidImage(f"I can't read the file `{path}`.") from None
+                found[ref] = await prepare_input_image_async(data, path.name)
+        return found
 
     async def _press(self, line: str) -> Reply:
         parts = line.rsplit(maxsplit=1)
@@ -207,6 +252,11 @@ class ConsoleAdapter:
             await asyncio.to_thread(path.write_bytes, image.data)
             self.saved.append(path)
             self.say(f"  saved {path} ({image.width}x{image.height})")
+        for attachment in reply.attachments:
+            path = self.out_dir / attachment.filename
+            await asyncio.to_thread(path.write_bytes, attachment.data)
+            self.saved.append(path)
+            self.say(f"  saved {path}")
         for i, text in enumerate(reply.descriptions, start=1):
             self.say(f"  {i}. {text}")
         if reply.error:

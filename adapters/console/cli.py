@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from PIL import Image, ImageDraw
+
 from adapters.console.adapter import ConsoleAdapter
 from bot.app import BotApp
 from bot.config import Settings
@@ -30,6 +32,30 @@ def demo_script(photo: Path) -> list[str]:
         "Imagine 1",
         "/usage",
         "/history 5",
+    ]
+
+
+def draw_demo_mask(path: Path) -> Path:
+    """Write the demo's inpaint mask: white, with a black block (the part to redraw) in the
+    middle. Any size works: the engine scales a mask to its image."""
+    mask = Image.new("RGB", (400, 300), "white")
+    ImageDraw.Draw(mask).rectangle((140, 90, 260, 210), fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mask.save(path, format="PNG")
+    return path
+
+
+def demo_edits(photo: Path, out_dir: Path, earlier: Path, style_job: str) -> list[str]:
+    """The second part of the tour, on what the first part made: edit, blend with the
+    earlier result file ``earlier``, inpaint with a drawn mask, an image in the style of job
+    ``style_job`` (``--sref``), and a poster whose text layers follow."""
+    mask = draw_demo_mask(out_dir / "demo_mask.png")
+    return [
+        f'/edit "{photo}" put a small paper boat in the cup --seed 7 --n 1',
+        f'/blend "{photo}" "{earlier}" --seed 8 --n 1',
+        f'/inpaint "{photo}" "{mask}" a steaming cup of cocoa --seed 9 --n 1',
+        f"/imagine a quiet harbour at dawn --sref {style_job}:1 --seed 11 --n 1",
+        "/imagine a poster that says GRAND OPENING this Saturday at noon --seed 10 --n 1",
     ]
 
 
@@ -83,8 +109,15 @@ async def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         await app.start()
         for line in demo_script(DEMO_PHOTO):
             await adapter.run_line(line)
+        first = next((p for p in adapter.saved if p.suffix == ".png"), None)
+        if first is not None:
+            style_job = adapter.results[0].job_id
+            for line in demo_edits(DEMO_PHOTO, Path(args.out), first, style_job):
+                await adapter.run_line(line)
+            poster = adapter.saved[-1]
+            await adapter.run_line(f'/layerize "{poster}" GRAND OPENING this Saturday at noon')
         adapter.say("")
-        adapter.say(f"The demo saved {len(adapter.saved)} images:")
+        adapter.say(f"The demo saved {len(adapter.saved)} files:")
         for path in adapter.saved:
             adapter.say(f"  {path}")
         return 1 if adapter.failures or not adapter.saved else 0

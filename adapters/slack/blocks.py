@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
-from bot.commands.registry import COMMANDS, CommandSpec
+from bot.commands.registry import CommandSpec, for_platform
 from bot.types import Action, Caption, JobResult
 
 # -- Slack-only wording (the core's sentences live in bot.messages) ----------------------------
@@ -385,7 +385,7 @@ def home_view(usage_text: str, settings_text: str | None) -> dict[str, Any]:
         blocks.append(section(to_mrkdwn(settings_text)))
         blocks.append(context(to_mrkdwn(HOME_SETTINGS_HINT)))
     blocks.append({"type": "divider"})
-    commands = " ".join(f"`/{name}`" for name in COMMANDS)
+    commands = " ".join(f"`/{name}`" for name in for_platform("slack"))
     blocks.append(context(f"Commands: {commands}. Type `/help` for flags and examples."))
     return {"type": "home", "blocks": blocks}
 

@@ -67,7 +67,7 @@ MODAL_ACK_BUDGET_S = 2.0
 #: A listener method: Bolt hands it every argument in one :class:`AsyncArgs`.
 Listener = Callable[["Listeners", AsyncArgs], Awaitable[None]]
 
-_COMMAND_NAMES = sorted(registry.COMMANDS, key=len, reverse=True)
+_COMMAND_NAMES = sorted(registry.for_platform("slack"), key=len, reverse=True)
 
 
 def command_name(slash: str) -> str:
@@ -78,7 +78,7 @@ def command_name(slash: str) -> str:
     in the manifest). Unknown names are returned without the slash, for the core to refuse.
     """
     name = slash.strip().lstrip("/").lower()
-    if name in registry.COMMANDS:
+    if name in _COMMAND_NAMES:
         return name
     for known in _COMMAND_NAMES:
         if name.endswith(("-" + known, "_" + known)):
@@ -187,7 +187,7 @@ class Listeners:
         conversation = _conversation(context, where)
         name = command_name(str(command.get("command") or ""))
         text = str(command.get("text") or "")
-        spec = registry.get(name)
+        spec = registry.get(name, "slack")
 
         if spec is not None and spec.takes_image:
             if where.is_retry:
@@ -235,7 +235,7 @@ class Listeners:
             await ack()
             log.warning("a %s modal without our metadata was submitted", blocks.MODAL_CALLBACK_ID)
             return
-        spec = registry.get(state.command)
+        spec = registry.get(state.command, "slack")
         if spec is None or not spec.takes_image:
             await ack()
             return

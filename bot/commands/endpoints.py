@@ -280,6 +280,8 @@ class Endpoint:
             (describe); otherwise billed per result image, withheld ones included.
         echoes_prompt: results carry the prompt the API ran (magic prompt), worth showing.
         makes_images: results are images (not texts).
+        text_layers: results carry text blocks (layerize): kept with the job, posted in words
+            and as an SVG (:mod:`bot.layers`).
     """
 
     name: str
@@ -291,6 +293,7 @@ class Endpoint:
     echoes_prompt: bool = False
     makes_images: bool = True
     request_price: RequestPrice | None = field(default=None, kw_only=True)
+    text_layers: bool = field(default=False, kw_only=True)
 
     def cost_usd(self, prices: PriceTable, units: int, rendering_speed: str | None) -> float:
         """Estimated USD for ``units`` billed units (images, or 1 request), rounded to 1/10 ¢."""
@@ -468,7 +471,14 @@ ENDPOINTS: dict[str, Endpoint] = {
             lambda p, s: _speed_price(p, s) if s else p.inpaint,
             echoes_prompt=True,
         ),
-        Endpoint("layerize", LayerizeJob, _layerize, lambda p, _s: p.layerize, per_request=True),
+        Endpoint(
+            "layerize",
+            LayerizeJob,
+            _layerize,
+            lambda p, _s: p.layerize,
+            per_request=True,
+            text_layers=True,
+        ),
         Endpoint(
             "legacy-generate",
             LegacyGenerateJob,

@@ -80,6 +80,13 @@ _SUGGEST_CUTOFF = 0.5
 
 _E = TypeVar("_E", bound=StrEnum)
 
+_STYLE_CODE = re.compile(r"[0-9A-Fa-f]{8}")
+#: ``--v`` values: ``3`` (the default, Ideogram 3.0) and the legacy models.
+VERSION_CHOICES: tuple[str, ...] = ("3", "2a", "2a-turbo", "2", "2-turbo", "1", "1-turbo")
+#: Flags only Ideogram 3.0 has: refused with a legacy ``--v``.
+_V3_ONLY = ("sref", "cref", "cref-mask", "speed", "preset", "transparent", "res", "model")
+#: Most ``--sref`` references (the API takes several style images or style codes).
+MAX_STYLE_REFERENCES = 10
 _FLAG_TOKEN = re.compile(r"(?:--|—)[A-Za-z]")
 _DIGITS = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
@@ -114,6 +121,32 @@ class GenerationOptions:
     color_palette: ColorPaletteWithPresetName | ColorPaletteWithMembers | None = None
     image_weight: int | None = None
     transparent: bool = False
+    #: ``--sref``: 8-hex style codes, or image references (file paths, ``JOBID[:k]``).
+    sref: tuple[str, ...] | None = None
+    #: ``--cref`` / ``--cref-mask``: a character reference image and its mask (references).
+    cref: str | None = None
+    cref_mask: str | None = None
+    #: ``--v``: the model version (``3`` or a legacy model: ``2a``, ``2-turbo`` …).
+    version: str | None = None
+    #: ``--model``: a custom model's name (parsed and kept; no command takes it yet).
+    model: str | None = None
+
+    @property
+    def style_codes(self) -> tuple[str, ...] | None:
+        """``--sref`` values when they are style codes (8 hex digits each), upper-case."""
+        if self.sref and all(_STYLE_CODE.fullmatch(r) for r in self.sref):
+            return tuple(r.upper() for r in self.sref)
+        return None
+
+    @property
+    def style_references(self) -> tuple[str, ...]:
+        """``--sref`` values when they are image references."""
+        return () if not self.sref or self.style_codes else self.sref
+
+    @property
+    def legacy(self) -> bool:
+        """True when ``--v`` names a legacy model (anything but ``3``)."""
+        return self.version is not None and self.version != "3"
 
     def merged(self, override: GenerationOptions) -> GenerationOptions:
         """Return these options with every field set in ``override`` replacing ours.
@@ -157,6 +190,8 @@ class GenerationOptions:
                 out[f.name] = value.value
             elif isinstance(value, ColorPaletteWithPresetName | ColorPaletteWithMembers):
                 out[f.name] = value.model_dump(mode="json", exclude_none=True)
+            elif isinstance(value, tuple):
+                out[f.name] = list(value)
             else:
                 out[f.name] = value
         return out
@@ -196,7 +231,24 @@ class GenerationOptions:
         transparent = data.get("transparent", False)
         if not isinstance(transparent, bool):
             raise ValueError("transparent must be a boolean")
+
+        def text_or_none(key: str) -> str | None:
+            raw = data.get(key)
+            if raw is not None and not isinstance(raw, str):
+                raise ValueError(f"{key} must be a string")
+            return raw
+
+        sref_raw = data.get("sref")
+        if sref_raw is not None and not (
+            isinstance(sref_raw, list | tuple) and all(isinstance(r, str) for r in sref_raw)
+        ):
+            raise ValueError("sref must be a list of strings")
         return cls(
+            sref=tuple(sref_raw) if sref_raw is not None else None,
+            cref=text_or_none("cref"),
+            cref_mask=text_or_none("cref_mask"),
+            version=text_or_none("version"),
+            model=text_or_none("model"),
             aspect_ratio=enum_or_none(AspectRatioV3, "aspect_ratio"),
             resolution=enum_or_none(ResolutionV3, "resolution"),
             negative_prompt=negative,
@@ -466,6 +518,44 @@ def _v_image_weight(raw: str, shown: str, max_num_images: int) -> int:
     return _parse_int(raw, shown, 1, 100, "the image weight")
 
 
+def _v_sref(raw: str, shown: str, max_num_images: int) -> tuple[str, ...]:
+    refs = tuple(r.strip() for r in raw.replace(" ", ",").split(",") if r.strip())
+    if not refs:
+        raise InvalidInput(f"{shown} needs a style code or an image, e.g. `--sref 1A2B3C4D`.")
+    if len(refs) > MAX_STYLE_REFERENCES:
+        raise InvalidInput(f"{shown} gives {len(refs)} references; at most "
+                           f"{MAX_STYLE_REFERENCES} are taken.")  # fmt: skip
+    codes = [bool(_STYLE_CODE.fullmatch(r)) for r in refs]
+    if any(codes) and not all(codes):
+        raise InvalidInput(
+            f"{shown} mixes style codes and images; please give either codes (8 hex digits,"
+            " e.g. `1A2B3C4D`) or images, not both."
+        )
+    return refs
+
+
+def _v_reference(raw: str, shown: str, max_num_images: int) -> str:
+    if len(raw.split()) != 1:
+        raise InvalidInput(f"{shown} takes one image: a job id like `3kq9x2m4p7ab:1` or a file.")
+    return raw
+
+
+def _v_version(raw: str, shown: str, max_num_images: int) -> str:
+    value = raw.strip().lower().replace("_", "-").removeprefix("v")
+    if value in VERSION_CHOICES:
+        return value
+    raise InvalidInput(
+        f"{shown} is not a model version.{_did_you_mean(value, VERSION_CHOICES)} "
+        f"Versions: {', '.join(VERSION_CHOICES)}."
+    )
+
+
+def _v_model(raw: str, shown: str, max_num_images: int) -> str:
+    if len(raw.split()) != 1:
+        raise InvalidInput(f"{shown} takes one model name.")
+    return raw
+
+
 _PALETTE_HELP = (
     f"use a preset ({', '.join(PALETTE_PRESET_CHOICES)}) or colours like `#FF5500:0.6,#0055FF`"
     f" with optional weights from {_MIN_COLOR_WEIGHT} to {_MAX_COLOR_WEIGHT:g}"
@@ -683,10 +773,68 @@ _FIELDS: tuple[_Field, ...] = (
         parse=None,
         format=str,
     ),
+    _Field(
+        flag="sref",
+        field="sref",
+        typed="",
+        syntax="--sref REF[,REF…]",
+        description="style reference: style codes, or images (job id[:n] or a file); not with"
+        " --style",
+        values="8-hex style codes (1A2B3C4D) or image references, not both",
+        example="1A2B3C4D",
+        parse=_v_sref,
+        format=",".join,
+    ),
+    _Field(
+        flag="cref",
+        field="cref",
+        typed="",
+        syntax="--cref REF",
+        description="character reference image (job id[:n] or a file)",
+        values="one image reference",
+        example="3kq9x2m4p7ab:1",
+        parse=_v_reference,
+        format=str,
+    ),
+    _Field(
+        flag="cref-mask",
+        field="cref_mask",
+        typed="",
+        syntax="--cref-mask REF",
+        description="mask of the character reference (white: the character); needs --cref",
+        values="one image reference",
+        example="3kq9x2m4p7ab:2",
+        parse=_v_reference,
+        format=str,
+    ),
+    _Field(
+        flag="v",
+        field="version",
+        typed="",
+        syntax="--v V",
+        description="model version: 3, or a legacy model (no --sref, --cref, --speed, --preset,"
+        " --res, --transparent)",
+        values=", ".join(VERSION_CHOICES),
+        example="2a",
+        parse=_v_version,
+        format=str,
+    ),
+    _Field(
+        flag="model",
+        field="model",
+        typed="",
+        syntax="--model NAME",
+        description="a custom model",
+        values="a model name",
+        example="my-model",
+        parse=_v_model,
+        format=str,
+    ),
 )
 
 _BY_FLAG: dict[str, _Field] = {f.flag: f for f in _FIELDS}
-_BY_TYPED: dict[str, _Field] = {f.typed: f for f in _FIELDS}
+# Reference flags have no typed option yet (typed == "").
+_BY_TYPED: dict[str, _Field] = {f.typed: f for f in _FIELDS if f.typed}
 
 FLAG_NAMES: tuple[str, ...] = tuple(f.flag for f in _FIELDS)
 """Flag names without the ``--`` prefix, in canonical order; ``allow`` takes these."""
@@ -694,7 +842,7 @@ FLAG_NAMES: tuple[str, ...] = tuple(f.flag for f in _FIELDS)
 FLAG_HELP: list[tuple[str, str, str]] = [(f.syntax, f.description, f.values) for f in _FIELDS]
 """``(flag syntax, description, valid values)`` per flag, in canonical order, for help text."""
 
-TYPED_OPTION_FLAGS: dict[str, str] = {f.typed: f"--{f.flag}" for f in _FIELDS}
+TYPED_OPTION_FLAGS: dict[str, str] = {f.typed: f"--{f.flag}" for f in _FIELDS if f.typed}
 """Typed option name (Discord's slash-command options) → the inline flag it stands for."""
 
 
@@ -823,6 +971,7 @@ def check_options(options: GenerationOptions) -> None:
     """
     if options.aspect_ratio is not None and options.resolution is not None:
         raise InvalidInput("Please use either `--ar` or `--res`, not both.")
+    _check_references(options)
     if not options.transparent:
         return
     if options.rendering_speed is RenderingSpeed.FLASH:
@@ -840,12 +989,34 @@ def check_options(options: GenerationOptions) -> None:
             ("--style", options.style_type),
             ("--preset", options.style_preset),
             ("--palette", options.color_palette),
+            ("--sref", options.sref),
+            ("--cref", options.cref),
         )
         if value is not None
     ]
     if unsupported:
         names = " or ".join(f"`{u}`" for u in unsupported)
         raise InvalidInput(f"`--transparent` can't be combined with {names}.")
+
+
+def _check_references(options: GenerationOptions) -> None:
+    """The reference and model rules: ``--sref`` excludes ``--style``; ``--cref-mask`` needs
+    ``--cref``; a legacy ``--v`` refuses the flags only Ideogram 3.0 has."""
+    if options.sref and options.style_type is not None:
+        raise InvalidInput(
+            "`--sref` and `--style` exclude each other; please keep one of them."
+        )  # fmt: skip
+    if options.cref_mask is not None and options.cref is None:
+        raise InvalidInput("`--cref-mask` needs `--cref`, the character image it masks.")
+    if not options.legacy:
+        return
+    for flag in _V3_ONLY:
+        value = getattr(options, _BY_FLAG[flag].field)
+        if value is not None and value is not False:
+            raise InvalidInput(
+                f"`--{flag}` doesn't work with `--v {options.version}` (a legacy model); "
+                f"remove it, or use `--v 3`."
+            )
 
 
 def parse_prompt(

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from bot import messages
-from bot.commands.registry import COMMANDS
+from bot.commands.registry import for_platform
 from storage import jobs as jobs_repo
 from tests.discord.conftest import ADMIN, ALICE, BOB, DiscordBot
 from tests.discord.fake_discord import FakeDiscord
@@ -188,7 +188,7 @@ async def test_help_is_ephemeral_and_from_the_core(bot: DiscordBot) -> None:
     parts = [bot.fake.original(record), *bot.fake.followups(record)]
     assert all(p is not None and p["flags"] & EPHEMERAL for p in parts)
     assert all(len(p["content"]) <= 2000 for p in parts)
-    assert "\n".join(p["content"] for p in parts) == messages.help_text(COMMANDS)
+    assert "\n".join(p["content"] for p in parts) == messages.help_text(for_platform("discord"))
 
 
 async def test_settings_refused_for_a_member_without_manage_server(bot: DiscordBot) -> None:

@@ -251,7 +251,7 @@ async def test_unexpected_error_shows_a_reference_id(
 async def test_every_spec_command_is_served(slack: SlackHarness) -> None:
     """Each core command gets an answer: a modal for image commands, text or a result for
     the rest (unknown commands are refused with the list)."""
-    for name, spec in registry.COMMANDS.items():
+    for name, spec in registry.for_platform("slack").items():
         text = {"imagine": "a pear --seed 5", "show": "nope12345678", "history": "1"}.get(name, "")
         await slack.command(text, f"/{name}")
         if spec.takes_image:

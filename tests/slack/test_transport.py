@@ -255,7 +255,7 @@ def test_manifest_matches_the_bot() -> None:
     manifest = yaml.safe_load((ROOT / "slack-manifest.yaml").read_text(encoding="utf-8"))
     features = manifest["features"]
     assert {c["command"] for c in features["slash_commands"]} == {
-        f"/{name}" for name in registry.COMMANDS
+        f"/{name}" for name in registry.for_platform("slack")
     }
     assert all(c["url"].endswith("/slack/events") for c in features["slash_commands"])
     shortcuts = {s["callback_id"]: s["name"] for s in features["shortcuts"]}
