@@ -31,4 +31,4 @@ def test_bot_imports_no_platform_library():
 
 def test_the_check_sees_imports():
     """The walker finds imports, so an empty result above means something."""
-    assert "aiohttp" in _imports(BOT / "ideogram" / "client.py")
+    assert "aiohttp" in _imports(BOT / "ideogram" / "transport.py")

@@ -1,58 +1,77 @@
 """The Ideogram endpoints a job can call, defined once: request model, client call, price.
 
-Every job stores one :data:`JobRequest`: the endpoint's name and its request fields under the
-names of the API spec (``tests/ideogram/ideogram-openapi.yaml``), as a pydantic model
-discriminated by ``endpoint``. The runner executes it through :data:`ENDPOINTS` (no switch on
-command names anywhere else), and pricing, captions and the ledger read the same entry.
+Every job stores one :data:`JobRequest` (:mod:`bot.commands.stored`: the endpoint's name and
+its request fields under the names of the API spec, ``tests/ideogram/ideogram-openapi.yaml``,
+re-exported here). The runner executes it through :data:`ENDPOINTS` (no switch on command
+names anywhere else), and pricing, captions and the ledger read the same entry.
 
 Adding an endpoint: its request model in :mod:`bot.ideogram.models`, its client method in
-:mod:`bot.ideogram.client`, a ``_Stored`` subclass and an :class:`Endpoint` entry here
-(``docs/architecture.md``, "Adding a command").
+:mod:`bot.ideogram.client`, a ``StoredJob`` subclass in :mod:`bot.commands.stored` and an
+:class:`Endpoint` entry here (``docs/architecture.md``, "Adding a command").
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-
+from bot.commands.stored import (
+    DescribeJob,
+    EditJob,
+    GenerateJob,
+    GenerateTransparentJob,
+    InpaintJob,
+    JobRequest,
+    LayerizeJob,
+    LegacyEditJob,
+    LegacyGenerateJob,
+    LegacyReframeJob,
+    LegacyRemixJob,
+    NoFields,
+    ReframeJob,
+    RemixJob,
+    RemoveBackgroundJob,
+    ReplaceBackgroundJob,
+    StoredImage,
+    StoredJob,
+    StoredParts,
+    UpscaleJob,
+    dump_request,
+    load_request,
+)
 from bot.config import PriceTable
 from bot.ideogram.client import NO_REFERENCES, GeneratedImage, IdeogramClient, References
-from bot.ideogram.models import (
-    DescribeRequest,
-    GenerateRequestV3,
-    GenerateTransparentRequestV3,
-    ReframeRequestV3,
-    RemixRequestV3,
-    ReplaceBackgroundRequestV3,
-    UpscaleInitialImageRequest,
-    dump,
-)
-from bot.ideogram.models_edit import (
-    EditRequestV1,
-    InpaintRequestV3,
-    LayerizeTextBlock,
-    LayerizeTextRequestV3,
-)
-from bot.ideogram.models_legacy import (
-    GenerateImageRequest,
-    InitialImageRequest,
-    LegacyEditRequest,
-    LegacyReframeRequest,
-    ModelEnum,
-)
+from bot.ideogram.models_edit import LayerizeTextBlock
+from bot.ideogram.models_legacy import ModelEnum
 from bot.images import InputImage
 
 __all__ = [
     "ENDPOINTS",
+    "NO_PARTS",
+    "DescribeJob",
+    "EditJob",
     "Endpoint",
+    "GenerateJob",
+    "GenerateTransparentJob",
+    "InpaintJob",
     "JobRequest",
+    "LayerizeJob",
+    "LegacyEditJob",
+    "LegacyGenerateJob",
+    "LegacyReframeJob",
+    "LegacyRemixJob",
+    "NoFields",
     "Outcome",
     "Parts",
+    "ReframeJob",
+    "RemixJob",
+    "RemoveBackgroundJob",
+    "ReplaceBackgroundJob",
     "StoredImage",
+    "StoredJob",
     "StoredParts",
+    "UpscaleJob",
     "dump_request",
     "load_request",
 ]
@@ -68,35 +87,6 @@ class Outcome:
     text_blocks: Sequence[LayerizeTextBlock] = ()
 
 
-class StoredImage(BaseModel):
-    """An image a job sends besides its input image, kept in the image store by SHA-256."""
-
-    model_config = ConfigDict(frozen=True)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    content_type: str
-    filename: str
-
-
-class StoredParts(BaseModel):
-    """The extra image parts of a job, by the API's part names.
-
-    ``images``: ``/v1/edit``'s images after the first (the job's input image);
-    ``mask``: inpaint's (and legacy ``/edit``'s) mask; the rest: reference images.
-    """
-
-    model_config = ConfigDict(frozen=True)
-    images: tuple[StoredImage, ...] = Field(default=(), max_length=9)
-    mask: StoredImage | None = None
-    style_reference_images: tuple[StoredImage, ...] = ()
-    character_reference_images: tuple[StoredImage, ...] = ()
-    character_reference_images_mask: tuple[StoredImage, ...] = ()
-
-    @property
-    def empty(self) -> bool:
-        """True when the job sends no extra image."""
-        return self == StoredParts()
-
-
 @dataclass(frozen=True, slots=True)
 class Parts:
     """A job's extra image parts, read back from the image store (see :class:`StoredParts`)."""
@@ -107,134 +97,6 @@ class Parts:
 
 
 NO_PARTS = Parts()
-
-
-class _Stored(BaseModel):
-    # Rows written before requests were typed carry a "transparent" flag: ignore extras.
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    parts: StoredParts = StoredParts()
-
-
-class NoFields(BaseModel):
-    """``POST /v1/remove-background`` takes only the image part."""
-
-    model_config = ConfigDict(frozen=True)
-
-
-class GenerateJob(_Stored):
-    endpoint: Literal["generate"] = "generate"
-    request: GenerateRequestV3
-
-
-class GenerateTransparentJob(_Stored):
-    endpoint: Literal["generate-transparent"] = "generate-transparent"
-    request: GenerateTransparentRequestV3
-
-
-class RemixJob(_Stored):
-    endpoint: Literal["remix"] = "remix"
-    request: RemixRequestV3
-
-
-class ReframeJob(_Stored):
-    endpoint: Literal["reframe"] = "reframe"
-    request: ReframeRequestV3
-
-
-class ReplaceBackgroundJob(_Stored):
-    endpoint: Literal["replace-bg"] = "replace-bg"
-    request: ReplaceBackgroundRequestV3
-
-
-class RemoveBackgroundJob(_Stored):
-    endpoint: Literal["remove-bg"] = "remove-bg"
-    request: NoFields = NoFields()
-
-
-class UpscaleJob(_Stored):
-    endpoint: Literal["upscale"] = "upscale"
-    request: UpscaleInitialImageRequest
-
-
-class DescribeJob(_Stored):
-    endpoint: Literal["describe"] = "describe"
-    request: DescribeRequest = DescribeRequest()
-
-
-class EditJob(_Stored):
-    endpoint: Literal["edit"] = "edit"
-    request: EditRequestV1
-
-
-class InpaintJob(_Stored):
-    endpoint: Literal["inpaint"] = "inpaint"
-    request: InpaintRequestV3
-
-
-class LayerizeJob(_Stored):
-    endpoint: Literal["layerize"] = "layerize"
-    request: LayerizeTextRequestV3 = LayerizeTextRequestV3()
-
-
-class LegacyGenerateJob(_Stored):
-    endpoint: Literal["legacy-generate"] = "legacy-generate"
-    request: GenerateImageRequest
-
-
-class LegacyRemixJob(_Stored):
-    endpoint: Literal["legacy-remix"] = "legacy-remix"
-    request: InitialImageRequest
-
-
-class LegacyEditJob(_Stored):
-    endpoint: Literal["legacy-edit"] = "legacy-edit"
-    request: LegacyEditRequest
-
-
-class LegacyReframeJob(_Stored):
-    endpoint: Literal["legacy-reframe"] = "legacy-reframe"
-    request: LegacyReframeRequest
-
-
-JobRequest = Annotated[
-    GenerateJob
-    | GenerateTransparentJob
-    | RemixJob
-    | ReframeJob
-    | ReplaceBackgroundJob
-    | RemoveBackgroundJob
-    | UpscaleJob
-    | DescribeJob
-    | EditJob
-    | InpaintJob
-    | LayerizeJob
-    | LegacyGenerateJob
-    | LegacyRemixJob
-    | LegacyEditJob
-    | LegacyReframeJob,
-    Field(discriminator="endpoint"),
-]
-"""A job's stored request: ``{"endpoint": name, "request": {spec fields}}``."""
-
-_JOB_REQUEST: TypeAdapter[JobRequest] = TypeAdapter(JobRequest)
-
-
-def load_request(raw: Mapping[str, Any]) -> JobRequest:
-    """Read a stored request (``JobRecord.request``) back into its typed model.
-
-    Raises:
-        pydantic.ValidationError: unknown endpoint or fields the endpoint's model refuses.
-    """
-    return _JOB_REQUEST.validate_python(dict(raw))
-
-
-def dump_request(request: JobRequest) -> dict[str, Any]:
-    """The JSON-ready form of ``request`` that storage keeps (unset fields left out; ``parts``
-    only when the job sends extra images)."""
-    out: dict[str, Any] = {"endpoint": request.endpoint, "request": dump(request.request)}
-    if not request.parts.empty:
-        out["parts"] = request.parts.model_dump(mode="json", exclude_defaults=True)
-    return out
 
 
 class Call(Protocol):
@@ -285,7 +147,7 @@ class Endpoint:
     """
 
     name: str
-    stored: type[_Stored]
+    stored: type[StoredJob]
     call: Call
     price: Price
     needs_image: bool = True
@@ -301,7 +163,7 @@ class Endpoint:
             return 0.0
         return round(self.price(prices, rendering_speed) * units, 4)
 
-    def cost_of(self, prices: PriceTable, units: int, stored: _Stored) -> float:
+    def cost_of(self, prices: PriceTable, units: int, stored: StoredJob) -> float:
         """Like :meth:`cost_usd`, from the whole stored job: the legacy model's price, and
         the character-reference surcharge per image (``prices.character``) when it sends one.
         """

@@ -8,7 +8,7 @@ as Ideogram's are. A :class:`FaultPlan` (:mod:`bot.offline.faults`) injects the 
 bot must survive (429 with ``Retry-After``, 500, 422 safety rejections, withheld images,
 latency, hangs), and :attr:`OfflineIdeogram.requests` records every call for tests. Bodies are
 read by :mod:`bot.offline.forms` and checked by :mod:`bot.offline.validation`; this module
-routes, applies faults and shapes the answers.
+routes and applies faults; :mod:`bot.offline.answers` shapes the answers.
 
 Endpoints (paths of the spec; bodies ``multipart/form-data``; ``generate`` also takes JSON,
 as the bearer gateways send it):
@@ -39,11 +39,10 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -52,7 +51,8 @@ from PIL import Image
 from yarl import URL
 
 from bot.offline import render, render_more
-from bot.offline.drawing import Rendered, decode_source, draw, reported_prompt, resolved_style
+from bot.offline.answers import error_response, image_object, json_response
+from bot.offline.drawing import decode_source, draw, reported_prompt
 from bot.offline.faults import (
     SAFETY_MESSAGE,
     SAFETY_TRIGGER,
@@ -104,69 +104,6 @@ _ROUTES: Final = {
 }
 #: Endpoints whose body may be JSON (the bearer gateways' generate; legacy /generate).
 _JSON_KINDS: Final = frozenset({Kind.GENERATE, Kind.LEGACY_GENERATE})
-
-
-# ---------------------------------------------------------------------------------------------
-# Responses
-
-
-def _json(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> web.Response:
-    # Exactly "application/json" (no charset parameter), like the API answers.
-    return web.Response(
-        status=status,
-        body=json.dumps(payload).encode(),
-        content_type="application/json",
-        headers=headers,
-    )
-
-
-def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> web.Response:
-    return _json(status, {"error": message}, headers)
-
-
-def _size_text(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
-
-
-def _image_object(
-    job: Job,
-    seed: int,
-    prompt: str,
-    rendered: Rendered | None,
-    url: str | None,
-    source: Image.Image | None,
-) -> dict[str, Any]:
-    """Return one ``ImageGenerationObjectV3`` (``ImageObject`` for /upscale).
-
-    ``rendered`` is None for a withheld image: ``is_image_safe`` false, ``url`` null.
-    """
-    style = resolved_style(job.style_type, job.prompt or "", seed)
-    obj: dict[str, Any] = {
-        "url": url,
-        "prompt": prompt,
-        "resolution": job.resolution.value if job.resolution else "",
-        "is_image_safe": rendered is not None,
-        "seed": seed,
-        "style_type": style.value,
-    }
-    if job.kind is Kind.UPSCALE:
-        assert source is not None
-        size = rendered.size if rendered else render.cap_size((source.width * 2, source.height * 2))
-        # ImageObject.resolution is "the resolution of the final image".
-        obj["resolution"] = obj["upscaled_resolution"] = _size_text(size)
-    elif job.kind is Kind.REPLACE_BACKGROUND:
-        assert source is not None
-        obj["resolution"] = render.resolution_for_size(*source.size).value
-    elif job.size is not None:
-        # Legacy answers (ImageObject) report the final image's size.
-        obj["resolution"] = _size_text(rendered.size if rendered else job.size)
-    elif job.kind is Kind.TRANSPARENT and job.upscale_factor > 1:
-        # The selected resolution is reported; the upscaled one rides in its own field.
-        assert job.resolution is not None
-        w, h = job.resolution.size
-        factor = job.upscale_factor
-        obj["upscaled_resolution"] = _size_text(render.cap_size((w * factor, h * factor)))
-    return obj
 
 
 # ---------------------------------------------------------------------------------------------
@@ -320,7 +257,7 @@ class OfflineIdeogram:
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         async def answer(_: bytes) -> web.Response:
-            return _error(404, f"No such endpoint: {request.method} {request.path}")
+            return error_response(404, f"No such endpoint: {request.method} {request.path}")
 
         return await self._recorded(request, answer)
 
@@ -335,7 +272,7 @@ class OfflineIdeogram:
             try:
                 record.body = await request.read()
             except web.HTTPRequestEntityTooLarge:
-                response = _error(
+                response = error_response(
                     413, f"Request body is larger than the limit of {_MAX_BODY_BYTES} bytes."
                 )
             else:
@@ -366,7 +303,7 @@ class OfflineIdeogram:
     async def _answer(self, request: web.Request, kind: Kind, body: bytes) -> web.Response:
         """Answer one API request: auth, faults, validation, safety, then the drawing."""
         if not self._authorized(request):
-            return _error(401, "Not authorized: missing or invalid Api-Key header.")
+            return error_response(401, "Not authorized: missing or invalid Api-Key header.")
         parse_error: BadRequest | None = None
         try:
             form = await read_body(
@@ -383,16 +320,16 @@ class OfflineIdeogram:
         try:
             fault = await injected_fault(self.faults, self._closing)
             if fault is not None:
-                return _error(fault.status, fault.message, fault.headers)
+                return error_response(fault.status, fault.message, fault.headers)
             if parse_error is not None:
                 raise parse_error
             job = await validate_any(kind, form, self._resolve_url)
             source = await decode_source(job)
             if safety_rejects(self.faults, job.prompt):
-                return _error(422, SAFETY_MESSAGE)
+                return error_response(422, SAFETY_MESSAGE)
             return await self._run(request, job, source)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         finally:
             self.in_flight_images -= weight
 
@@ -405,7 +342,7 @@ class OfflineIdeogram:
         if job.kind is Kind.DESCRIBE:
             assert source is not None
             texts = await asyncio.to_thread(render.describe, source)
-            return _json(200, {"descriptions": [{"text": text} for text in texts]})
+            return json_response(200, {"descriptions": [{"text": text} for text in texts]})
 
         if job.kind is Kind.LAYERIZE:
             assert source is not None
@@ -441,8 +378,8 @@ class OfflineIdeogram:
             if job.kind is Kind.REMOVE_BACKGROUND:
                 data.append({"url": url, "is_image_safe": rendered is not None})
                 continue
-            data.append(_image_object(job, seed, prompt, rendered, url, source))
-        return _json(200, {"created": created, "data": data})
+            data.append(image_object(job, seed, prompt, rendered, url, source))
+        return json_response(200, {"created": created, "data": data})
 
     async def _layerize(self, request: web.Request, job: Job, source: Image.Image) -> web.Response:
         """``LayerizeTextResponse``: the text-free base, the original, the blocks drawn."""
@@ -454,7 +391,7 @@ class OfflineIdeogram:
             asyncio.to_thread(render.encode_png, base),
             asyncio.to_thread(render.encode_png, original),
         )
-        return _json(
+        return json_response(
             200,
             {
                 "base_image_url": self._vault.publish(origin, base_png),
@@ -492,7 +429,7 @@ class OfflineIdeogram:
                 request.query.get("sig", ""),
             )
         except VaultError as exc:
-            return _error(exc.status, str(exc))
+            return error_response(exc.status, str(exc))
         return web.Response(
             body=png,
             content_type="image/png",
