@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot import messages
-from bot.commands.endpoints import ENDPOINTS, Outcome, load_request
+from bot.commands.endpoints import ENDPOINTS, JobRequest, Outcome, load_request
 from bot.config import PriceTable
 from bot.errors import (
     IdeogramAuthError,
@@ -103,7 +103,8 @@ class OutcomeRecorder:
         # failure (full disk, broken database) can lose the record. A job cancelled meanwhile
         # is charged too (usage is charged as the API bills), which settles its pending charge.
         now = self._clock()
-        charge = charge_for(job, len(outcome.images), now, self._prices)
+        stored = load_request(job.request)
+        charge = charge_for(job, len(outcome.images), now, self._prices, stored=stored)
         entry.charge = charge
         await record_charge(self._db, job, charge, now)
         entry.charge = None
@@ -115,7 +116,7 @@ class OutcomeRecorder:
             await self.finish(job_id, "failed", messages.STORE_FAILED, reference)
             await emit(entry, Progress(job_id, "failed", None, messages.STORE_FAILED))
             return "failed"
-        endpoint = ENDPOINTS[load_request(job.request).endpoint]
+        endpoint = ENDPOINTS[stored.endpoint]
         finished = await jobs_repo.finish_job(
             self._db, job_id, status="succeeded", now=self._clock(), images=images,
             descriptions=stored_texts(endpoint.makes_images, outcome),
@@ -182,12 +183,19 @@ class OutcomeRecorder:
 
 
 def charge_for(
-    job: JobRecord, images: int, now: float, prices: PriceTable, *, uncertain: bool = False
+    job: JobRecord,
+    images: int,
+    now: float,
+    prices: PriceTable,
+    *,
+    uncertain: bool = False,
+    stored: JobRequest | None = None,
 ) -> Charge:
     """What the API billed for ``images`` result images (withheld ones included), or for the
     one request of an endpoint billed per request (which counts as one image against the daily
-    quota, as ``/help`` says), charged on the UTC day and month of ``now`` (Unix seconds)."""
-    stored = load_request(job.request)
+    quota, as ``/help`` says), charged on the UTC day and month of ``now`` (Unix seconds).
+    ``stored`` is ``job.request`` already read back, when the caller has it."""
+    stored = stored or load_request(job.request)
     endpoint = ENDPOINTS[stored.endpoint]
     billed = 1 if endpoint.per_request else images
     day = datetime.fromtimestamp(now, UTC)

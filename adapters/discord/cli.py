@@ -30,6 +30,7 @@ def build_client(app: BotApp, settings: Settings, **options: Any) -> IdeogramBot
     """The Discord client over the app's engine, configured from ``settings``."""
     return IdeogramBot(
         app.engine,
+        session=app.session,
         api_base_url=settings.discord_api_base_url,
         guild_id=settings.discord_guild_id,
         **options,

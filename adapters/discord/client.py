@@ -29,6 +29,7 @@ import asyncio
 import logging
 from typing import Any
 
+import aiohttp
 import discord
 import yarl
 from discord.gateway import DiscordWebSocket
@@ -76,6 +77,7 @@ class IdeogramBot(discord.Client):
 
     Args:
         engine: the core engine (from :class:`bot.app.BotApp`), its queue not yet started.
+        session: the process's shared HTTP session (``BotApp.session``), for attachments.
         api_base_url: ``DISCORD_API_BASE_URL``, the REST root.
         guild_id: ``DISCORD_GUILD_ID``: sync commands to this guild only; ``None`` = globally.
         shutdown_grace_s: seconds :meth:`close` lets interactions in flight finish.
@@ -92,6 +94,7 @@ class IdeogramBot(discord.Client):
         self,
         engine: Engine,
         *,
+        session: aiohttp.ClientSession,
         api_base_url: str = DISCORD_API_BASE_URL,
         guild_id: int | None = None,
         shutdown_grace_s: float = SHUTDOWN_GRACE_S,
@@ -105,7 +108,9 @@ class IdeogramBot(discord.Client):
         self.shutdown_grace_s = shutdown_grace_s
         self.api_base_url = api_base_url.rstrip("/")
         self.guild_id = guild_id
-        self.flow = InteractionFlow(self, engine, allowed_hosts=file_hosts(self.api_base_url))
+        self.flow = InteractionFlow(
+            self, engine, session=session, allowed_hosts=file_hosts(self.api_base_url)
+        )
         self.tree = commands.BotCommandTree(
             self,
             allowed_contexts=discord.app_commands.AppCommandContext(guild=True, dm_channel=True),

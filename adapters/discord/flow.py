@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import discord
 from discord import app_commands
 
@@ -132,10 +133,16 @@ class InteractionFlow:
     """
 
     def __init__(
-        self, client: IdeogramBot, engine: Engine, *, allowed_hosts: frozenset[str]
+        self,
+        client: IdeogramBot,
+        engine: Engine,
+        *,
+        session: aiohttp.ClientSession,
+        allowed_hosts: frozenset[str],
     ) -> None:
         self.client = client
         self.engine = engine
+        self.session = session
         self.allowed_hosts = allowed_hosts
         self.max_input_bytes = MAX_RAW_INPUT_BYTES
         # Results of resumed jobs waiting for the login (see deliver_unattended).
@@ -194,7 +201,10 @@ class InteractionFlow:
         images = tuple(
             [
                 await fetch_input_image(
-                    a, allowed_hosts=self.allowed_hosts, max_bytes=self.max_input_bytes
+                    a,
+                    session=self.session,
+                    allowed_hosts=self.allowed_hosts,
+                    max_bytes=self.max_input_bytes,
                 )
                 for a in attachments
             ]

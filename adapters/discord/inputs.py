@@ -35,6 +35,7 @@ import aiohttp
 import discord
 
 from bot.errors import InvalidImage
+from bot.http_read import TooLarge, read_capped
 from bot.images import MAX_RAW_INPUT_BYTES, InputImage, prepare_input_image_async
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,6 @@ DISCORD_FILE_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 
 #: Seconds a download from the CDN may take before the user is asked to try again.
 _DOWNLOAD_TIMEOUT_S = 60.0
-
-#: Bytes read from the CDN at a time.
-_CHUNK_BYTES = 256 * 1024
 
 #: Extensions treated as images when an attachment carries no ``content_type``.
 _IMAGE_EXTENSIONS = frozenset(
@@ -92,6 +90,7 @@ def _name(attachment: discord.Attachment) -> str:
 async def fetch_input_image(
     attachment: discord.Attachment,
     *,
+    session: aiohttp.ClientSession,
     allowed_hosts: frozenset[str],
     max_bytes: int = MAX_RAW_INPUT_BYTES,
 ) -> InputImage:
@@ -99,6 +98,7 @@ async def fetch_input_image(
 
     Args:
         attachment: from ``data.resolved.attachments`` (discord.py resolves it for us).
+        session: the process's shared HTTP session (``BotApp.session``).
         allowed_hosts: hosts the URL may point at (:func:`file_hosts`).
         max_bytes: the most bytes read; the download stops past it.
 
@@ -121,7 +121,7 @@ async def fetch_input_image(
         # Only Discord-sent URLs reach here, but a compatible server could send anything.
         log.warning("refused attachment %s on host %r", attachment.id, host)
         raise InvalidImage(f"`{name}` is not hosted by Discord, so I can't read it.")
-    data = await _download(attachment, name, max_bytes)
+    data = await _download(session, attachment, name, max_bytes)
     return await prepare_input_image_async(data, attachment.filename)
 
 
@@ -129,39 +129,33 @@ def _too_large(name: str) -> str:
     return f"`{name}` is too large to read; please attach a smaller image."
 
 
-async def _download(attachment: discord.Attachment, name: str, max_bytes: int) -> bytes:
-    """The attachment's bytes, read in chunks and refused as soon as they pass ``max_bytes``.
+async def _download(
+    session: aiohttp.ClientSession, attachment: discord.Attachment, name: str, max_bytes: int
+) -> bytes:
+    """The attachment's bytes, refused as soon as they pass ``max_bytes``.
 
-    discord.py's ``Attachment.read`` reads the whole body, so the signed URL is fetched here
-    with a short-lived aiohttp session instead (the URL needs no token).
+    discord.py's ``Attachment.read`` reads the whole body, so the signed URL (it needs no
+    token) is fetched with the process's shared session instead.
 
     Raises:
         InvalidImage: more than ``max_bytes``, or the download failed.
     """
     failed = InvalidImage(f"I couldn't download `{name}` from Discord; please attach it again.")
     timeout = aiohttp.ClientTimeout(total=_DOWNLOAD_TIMEOUT_S)
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
-            session.get(attachment.url, allow_redirects=False) as response,
-        ):
+        async with session.get(attachment.url, allow_redirects=False, timeout=timeout) as response:
             if response.status != 200:
                 log.warning("download of attachment %s: HTTP %s", attachment.id, response.status)
                 raise failed
-            async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
-                size += len(chunk)
-                if size > max_bytes:
-                    log.warning(
-                        "attachment %s sent more than %d bytes (claimed %d); stopped",
-                        attachment.id,
-                        max_bytes,
-                        attachment.size,
-                    )
-                    raise InvalidImage(_too_large(name))
-                chunks.append(chunk)
+            return await read_capped(response, max_bytes)
+    except TooLarge:
+        log.warning(
+            "attachment %s sent more than %d bytes (claimed %d); stopped",
+            attachment.id,
+            max_bytes,
+            attachment.size,
+        )
+        raise InvalidImage(_too_large(name)) from None
     except (aiohttp.ClientError, OSError, TimeoutError):
         log.warning("download of attachment %s failed", attachment.id, exc_info=True)
         raise failed from None
-    return b"".join(chunks)

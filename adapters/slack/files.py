@@ -25,6 +25,7 @@ import aiohttp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import InvalidImage
+from bot.http_read import TooLarge, read_capped
 from bot.images import (
     MAX_RAW_INPUT_BYTES,
     InputImage,
@@ -180,14 +181,10 @@ class SlackFiles:
         raise InvalidImage(DOWNLOAD_FAILED.format(name=name))
 
     async def _read_capped(self, response: aiohttp.ClientResponse, name: str) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.content.iter_chunked(256 * 1024):
-            size += len(chunk)
-            if size > self._max_bytes:
-                raise InvalidImage(TOO_LARGE.format(name=name))
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_capped(response, self._max_bytes)
+        except TooLarge:
+            raise InvalidImage(TOO_LARGE.format(name=name)) from None
 
     @staticmethod
     async def upload_images(

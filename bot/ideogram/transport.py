@@ -55,6 +55,7 @@ from bot.errors import (
     IdeogramServerError,
     IdeogramTimeout,
 )
+from bot.http_read import TooLarge, read_capped
 from bot.ideogram.models import ImageGenerationResponseV3, dump, form_fields
 from bot.images import image_size, sniff_content_type
 
@@ -387,16 +388,10 @@ class IdeogramTransport:
         """The body of a final (non-redirect) answer, at most ``max_download_bytes``."""
         if resp.status != 200:
             raise IdeogramDownloadError(resp.status, "image download refused")
-        if (resp.content_length or 0) > self._max_download_bytes:
-            raise IdeogramDownloadError(resp.status, "image larger than allowed")
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            total += len(chunk)
-            if total > self._max_download_bytes:
-                raise IdeogramDownloadError(resp.status, "image larger than allowed")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_capped(resp, self._max_download_bytes)
+        except TooLarge:
+            raise IdeogramDownloadError(resp.status, "image larger than allowed") from None
 
 
 def _api_message(raw: bytes) -> str:
