@@ -51,14 +51,12 @@ DISCORD_API_BASE_URL = "https://discord.com/api/v10"
 SHUTDOWN_GRACE_S = 5.0
 
 #: Name prefixes of the tasks discord.py creates per interaction (tree commands, dynamic
-#: buttons, modal submits) and per reaction, and of ours: progress editors and results of
-#: resumed jobs waiting for the login.
+#: buttons, modal submits) and per reaction, and of ours: progress editors.
 _INTERACTION_TASK_PREFIXES = (
     "CommandTree-invoker",
     "discord-ui-dynamic-item-",
     "discord-ui-modal-dispatch-",
     "discord-progress",
-    "discord-deliver",
     "discord.py: on_raw_reaction_add",
 )
 

@@ -29,7 +29,6 @@ loading message") and "Message resource" (limits).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -145,8 +144,6 @@ class InteractionFlow:
         self.session = session
         self.allowed_hosts = allowed_hosts
         self.max_input_bytes = MAX_RAW_INPUT_BYTES
-        # Results of resumed jobs waiting for the login (see deliver_unattended).
-        self._waiting_deliveries: set[asyncio.Task[None]] = set()
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -248,27 +245,13 @@ class InteractionFlow:
 
         Registered with :meth:`bot.engine.Engine.set_deliverer` for platform ``discord``. The
         upload limit is Discord's default, since there is no interaction to report another.
-        Before the REST login is done (jobs recovered by the engine's start, which runs before
-        the login) the post waits in a background task that :meth:`IdeogramBot.close` drains,
-        so the engine's start is not held up by the login it comes before.
+        Jobs recovered at start-up finish before the REST login is done, so the post waits for
+        it; the runner calls deliverers from the finished job's own task (or a background task
+        at recovery), so nothing else waits with it.
         """
         if result.status == "cancelled" or not result.channel_id.isdigit():
             return
-        if self.client.rest_ready.is_set():
-            await self._deliver(result)
-            return
-        task = asyncio.create_task(self._deliver_when_ready(result), name="discord-deliver")
-        self._waiting_deliveries.add(task)
-        task.add_done_callback(self._waiting_deliveries.discard)
-
-    async def _deliver_when_ready(self, result: JobResult) -> None:
         await self.client.rest_ready.wait()
-        try:
-            await self._deliver(result)
-        except Exception:
-            log.exception("posting the result of job %s failed", result.job_id)
-
-    async def _deliver(self, result: JobResult) -> None:
         rendered = await render.render_result(
             result, limit_bytes=discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         )
